@@ -1,0 +1,90 @@
+"""The app factory: the one place that wires the tool together. Nothing happens at import time."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_babel import Babel
+from sqlalchemy import select
+
+from lti_tool import __version__
+from lti_tool.config import Config
+from lti_tool.db import Database
+from lti_tool.lti.models import Platform, PlatformStatus
+from lti_tool.lti.platform_keys import PlatformKeyCache
+from lti_tool.web.context import init_session_handling
+from lti_tool.web.errors import init_error_pages
+from lti_tool.web.i18n import select_locale
+from lti_tool.web.logging import init_logging
+from lti_tool.web.security import FrameAncestors, init_security_headers
+from lti_tool.web.session import SessionCodec
+from lti_tool.web.templating import init_templating
+
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
+
+
+def _platform_urls(db: Database) -> list[str]:
+    with db.read_scope() as session:
+        rows = session.execute(
+            select(Platform.issuer, Platform.auth_login_url).where(
+                Platform.status == PlatformStatus.ACTIVE
+            )
+        )
+        return [url for row in rows for url in row]
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config.from_env()
+    app = Flask(__name__, instance_path=str(config.instance_dir), static_folder="static")
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        TESTING=config.testing,
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        BABEL_DEFAULT_LOCALE="ja",
+        BABEL_DEFAULT_TIMEZONE="Asia/Tokyo",
+        BABEL_TRANSLATION_DIRECTORIES="translations",
+        TEMPLATES_AUTO_RELOAD=False,
+        SEND_FILE_MAX_AGE_DEFAULT=3600,
+    )
+    app.extensions["tsunagu.config"] = config
+    init_logging(app, testing=config.testing)
+
+    db = Database(config.database_url)
+    db.init_app(app)
+    Babel(app, locale_selector=select_locale)
+
+    app.extensions["tsunagu.codec"] = SessionCodec(
+        config.secret_key, bound_ttl=config.session_ttl, unbound_ttl=config.url_token_ttl
+    )
+    app.extensions["tsunagu.platform_keys"] = PlatformKeyCache(
+        ttl=config.jwks_cache_ttl,
+        refetch_interval=config.jwks_refetch_interval,
+        timeout=config.http_timeout,
+    )
+    demo_origins = _demo_origins(config) if config.demo else ()
+    frame_ancestors = FrameAncestors(lambda: _platform_urls(db), extra=demo_origins)
+    app.extensions["tsunagu.frame_ancestors"] = frame_ancestors
+    init_security_headers(app, frame_ancestors, hsts=config.secure_transport)
+    init_session_handling(app)
+    init_error_pages(app)
+    init_templating(app)
+
+    from lti_tool.home.views import bp as home_bp
+    from lti_tool.lti.views import bp as lti_bp
+    from lti_tool.web.views import bp as web_bp
+
+    app.register_blueprint(web_bp)
+    app.register_blueprint(lti_bp)
+    app.register_blueprint(home_bp)
+    if config.demo:
+        from lti_tool.demo.views import bp as demo_bp
+
+        app.register_blueprint(demo_bp)
+
+    app.jinja_env.globals["tool_version"] = __version__
+    return app
+
+
+def _demo_origins(config: Config) -> tuple[str, ...]:
+    # The demo LMS is served on the other loopback name, so that it frames the tool cross-site
+    # exactly as a real LMS does.
+    return (f"http://localhost:{config.port}", f"http://127.0.0.1:{config.port}")

@@ -1,0 +1,344 @@
+"""The `lti-tool` command: serve, database, keys and platform registrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+from sqlalchemy import func, select
+
+from lti_tool.config import PROJECT_ROOT, Config
+from lti_tool.db import Database
+
+
+class CliContext:
+    def __init__(self) -> None:
+        self._config: Config | None = None
+        self._db: Database | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = Config.from_env()
+        return self._config
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database(self.config.database_url)
+        return self._db
+
+
+pass_ctx = click.make_pass_decorator(CliContext, ensure=True)
+
+
+@click.group()
+def main() -> None:
+    """Tsunagu LTI tool administration."""
+
+
+# --- database ---------------------------------------------------------------------------------
+
+
+def alembic_config(database_url: str):  # type: ignore[no-untyped-def]
+    from alembic.config import Config as AlembicConfig
+
+    candidates = [os.environ.get("ALEMBIC_CONFIG"), PROJECT_ROOT / "alembic.ini", Path.cwd() / "alembic.ini"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            cfg = AlembicConfig(str(candidate))
+            cfg.set_main_option("script_location", str(Path(candidate).parent / "migrations"))
+            cfg.attributes["database_url"] = database_url
+            return cfg
+    raise click.ClickException("alembic.ini not found: run from the project folder")
+
+
+def upgrade_database(database_url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    if database_url.startswith("sqlite:///"):
+        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(database_url), revision)
+
+
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@pass_ctx
+def db_upgrade(ctx: CliContext, revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    upgrade_database(ctx.config.database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@pass_ctx
+def db_downgrade(ctx: CliContext, revision: str) -> None:
+    """Revert migrations down to REVISION (e.g. base)."""
+    from alembic import command
+
+    command.downgrade(alembic_config(ctx.config.database_url), revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command("prune")
+@pass_ctx
+def db_prune(ctx: CliContext) -> None:
+    """Delete expired login states and keys past their retirement."""
+    from lti_tool.lti.keys import prune_retired
+    from lti_tool.lti.login import prune_login_states
+
+    with ctx.db.session_scope() as session:
+        states = prune_login_states(session)
+        keys_removed = prune_retired(session)
+    click.echo(f"pruned {states} login states, {keys_removed} retired keys")
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """The tool's signing keys (published at /lti/jwks)."""
+
+
+@keys.command("ensure")
+@pass_ctx
+def keys_ensure(ctx: CliContext) -> None:
+    """Generate the first signing key if there is none."""
+    from lti_tool.lti.keys import ensure_key
+
+    with ctx.db.session_scope() as session:
+        key, created = ensure_key(session, ctx.config.secret_key)
+        kid = key.kid
+    click.echo(f"{'generated' if created else 'signing with'} key {kid}")
+
+
+@keys.command("rotate")
+@click.option("--grace-days", type=click.IntRange(0, 365), default=7, show_default=True,
+              help="How long the old keys stay in the JWKS.")
+@pass_ctx
+def keys_rotate(ctx: CliContext, grace_days: int) -> None:
+    """Add a new signing key; the old ones retire after the grace period."""
+    from lti_tool.lti.keys import rotate_keys
+
+    with ctx.db.session_scope() as session:
+        key = rotate_keys(session, ctx.config.secret_key, dt.timedelta(days=grace_days))
+        kid = key.kid
+    click.echo(f"new signing key {kid}; previous keys retire in {grace_days} days")
+
+
+@keys.command("list")
+@pass_ctx
+def keys_list(ctx: CliContext) -> None:
+    """List the keys, newest last."""
+    from lti_tool.lti.keys import list_keys
+
+    with ctx.db.session_scope() as session:
+        for key in list_keys(session):
+            retire = key.retire_after.isoformat(timespec="seconds") if key.retire_after else "-"
+            click.echo(f"{key.kid}  {key.status.value:9}  created {key.created_at:%Y-%m-%d}  retires {retire}")
+
+
+# --- platforms --------------------------------------------------------------------------------
+
+
+@main.group()
+def platforms() -> None:
+    """Platform (LMS) registrations."""
+
+
+@platforms.command("add")
+@click.option("--issuer", required=True, help="The platform's issuer (Moodle: its wwwroot).")
+@click.option("--client-id", required=True)
+@click.option("--auth-login-url", required=True, help="OIDC authentication request URL.")
+@click.option("--jwks-url", required=True, help="The platform's public keyset URL.")
+@click.option("--auth-token-url", default=None, help="OAuth2 access token URL (for grades, roster).")
+@click.option("--audience", default=None, help="Token audience, when not the token URL.")
+@click.option("--name", default=None, help="A name for admins (default: the issuer's host).")
+@click.option("--deployment", "deployments", multiple=True, help="A deployment id (repeatable).")
+@pass_ctx
+def platforms_add(
+    ctx: CliContext, issuer: str, client_id: str, auth_login_url: str, jwks_url: str,
+    auth_token_url: str | None, audience: str | None, name: str | None, deployments: tuple[str, ...],
+) -> None:
+    """Register a platform that has no Dynamic Registration."""
+    from urllib.parse import urlsplit
+
+    from lti_tool.lti.models import RegisteredVia
+    from lti_tool.lti.registration import save_platform
+
+    for label, value in (("--issuer", issuer), ("--auth-login-url", auth_login_url),
+                         ("--jwks-url", jwks_url), ("--auth-token-url", auth_token_url)):
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise click.BadParameter(f"{value!r} is not an http(s) URL", param_hint=label)
+    with ctx.db.session_scope() as session:
+        result = save_platform(
+            session, issuer=issuer, client_id=client_id,
+            name=name or urlsplit(issuer).netloc, auth_login_url=auth_login_url,
+            auth_token_url=auth_token_url, auth_audience=audience, jwks_url=jwks_url,
+            product_family_code=None, deployment_ids=list(deployments),
+            registered_via=RegisteredVia.MANUAL,
+        )
+        platform_id = result.platform.id
+    click.echo(f"{'added' if result.created else 'updated'} platform {platform_id}")
+
+
+@platforms.command("add-deployment")
+@click.argument("platform_id", type=int)
+@click.argument("deployment_id")
+@pass_ctx
+def platforms_add_deployment(ctx: CliContext, platform_id: int, deployment_id: str) -> None:
+    """Add a deployment id to a registration."""
+    from lti_tool.lti.models import Platform
+    from lti_tool.lti.registration import add_deployment
+
+    with ctx.db.session_scope() as session:
+        platform = session.get(Platform, platform_id)
+        if platform is None:
+            raise click.ClickException(f"no platform {platform_id}")
+        add_deployment(session, platform, deployment_id)
+    click.echo(f"deployment {deployment_id!r} added to platform {platform_id}")
+
+
+@platforms.command("list")
+@pass_ctx
+def platforms_list(ctx: CliContext) -> None:
+    """List registrations."""
+    from lti_tool.lti.models import Platform
+
+    with ctx.db.session_scope() as session:
+        rows = list(session.scalars(select(Platform).order_by(Platform.id)))
+        if not rows:
+            click.echo("no platforms registered")
+        for p in rows:
+            deployments = ", ".join(d.deployment_id for d in p.deployments) or "-"
+            click.echo(
+                f"{p.id:>3}  {p.status.value:8}  {p.registered_via.value:7}  {p.issuer}  "
+                f"client_id={p.client_id}  deployments={deployments}"
+            )
+
+
+def _set_status(ctx: CliContext, platform_id: int, active: bool) -> None:
+    from lti_tool.lti.models import Platform, PlatformStatus
+
+    with ctx.db.session_scope() as session:
+        platform = session.get(Platform, platform_id)
+        if platform is None:
+            raise click.ClickException(f"no platform {platform_id}")
+        platform.status = PlatformStatus.ACTIVE if active else PlatformStatus.DISABLED
+    click.echo(f"platform {platform_id} {'enabled' if active else 'disabled'}")
+
+
+@platforms.command("disable")
+@click.argument("platform_id", type=int)
+@pass_ctx
+def platforms_disable(ctx: CliContext, platform_id: int) -> None:
+    """Refuse launches from a registration (its records stay)."""
+    _set_status(ctx, platform_id, active=False)
+
+
+@platforms.command("enable")
+@click.argument("platform_id", type=int)
+@pass_ctx
+def platforms_enable(ctx: CliContext, platform_id: int) -> None:
+    """Accept launches from a disabled registration again."""
+    _set_status(ctx, platform_id, active=True)
+
+
+@platforms.command("remove")
+@click.argument("platform_id", type=int)
+@pass_ctx
+def platforms_remove(ctx: CliContext, platform_id: int) -> None:
+    """Delete a registration that has no learner records (else: disable it)."""
+    from lti_tool.identity.models import Course, Person
+    from lti_tool.lti.models import Deployment, Platform
+
+    with ctx.db.session_scope() as session:
+        platform = session.get(Platform, platform_id)
+        if platform is None:
+            raise click.ClickException(f"no platform {platform_id}")
+        courses = session.scalar(
+            select(func.count()).select_from(Course).join(Deployment)
+            .where(Deployment.platform_id == platform_id)
+        )
+        people = session.scalar(
+            select(func.count()).select_from(Person).where(Person.platform_id == platform_id)
+        )
+        if courses or people:
+            raise click.ClickException(
+                f"platform {platform_id} has {courses} courses and {people} people on record; "
+                "learner records are never deleted this way. Use `lti-tool platforms disable "
+                f"{platform_id}` instead."
+            )
+        session.delete(platform)
+    click.echo(f"platform {platform_id} removed")
+
+
+@platforms.command("show")
+@pass_ctx
+def platforms_show(ctx: CliContext) -> None:
+    """Print every URL an admin types into a manual registration, and the tool's public key."""
+    from lti_tool.lti.keys import ensure_key
+    from lti_tool.lti.registration import ToolUrls
+
+    urls = ToolUrls(ctx.config.tool_base_url)
+    with ctx.db.session_scope() as session:
+        key, _ = ensure_key(session, ctx.config.secret_key)
+        jwk = dict(key.public_jwk)
+    lines = [
+        ("Dynamic Registration URL (Moodle: Tool URL → Add LTI Advantage)", urls.register),
+        ("Tool URL / target link URI", urls.launch),
+        ("Initiate login URL", urls.login),
+        ("Redirection URI(s)", urls.launch),
+        ("Public keyset URL (JWKS)", urls.jwks),
+        ("Deep linking URL (content selection)", urls.launch),
+        ("Domain", urls.domain),
+    ]
+    for label, value in lines:
+        click.echo(f"{label}:\n    {value}")
+    click.echo("Public key (JWK):")
+    click.echo("    " + json.dumps(jwk))
+
+
+# --- serve ------------------------------------------------------------------------------------
+
+
+@main.command("serve")
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--dev", is_flag=True, help="Werkzeug's reloading development server.")
+@pass_ctx
+def serve(ctx: CliContext, workers: int, dev: bool) -> None:
+    """Migrate, make sure a signing key exists, and serve the tool."""
+    from lti_tool.lti.keys import ensure_key
+    from lti_tool.lti.registration import ToolUrls
+
+    cfg = ctx.config
+    upgrade_database(cfg.database_url)
+    with ctx.db.session_scope() as session:
+        ensure_key(session, cfg.secret_key)
+    urls = ToolUrls(cfg.tool_base_url)
+    click.echo(f"Tsunagu is serving on http://{cfg.host}:{cfg.port}")
+    click.echo(f"Dynamic Registration URL (paste into Moodle): {urls.register}")
+    if cfg.demo:
+        click.echo(f"Demo LMS: http://localhost:{cfg.port}/demo")
+    sys.stdout.flush()
+    if dev:
+        from lti_tool.app import create_app
+
+        create_app(cfg).run(host=cfg.host, port=cfg.port, debug=False)
+        return
+    os.execvp(  # noqa: S606 - replaces this process with gunicorn, arguments fixed here
+        sys.executable,
+        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind",
+         f"{cfg.host}:{cfg.port}", "lti_tool.wsgi:app"],
+    )

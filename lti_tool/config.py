@@ -1,0 +1,89 @@
+"""Configuration read from the environment (DESIGN.md, "Configuration").
+
+Nothing here touches the database or the network; `create_app` receives a finished `Config`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _instance_dir() -> Path:
+    return Path(os.environ.get("INSTANCE_DIR", PROJECT_ROOT / "instance")).resolve()
+
+
+def load_secret_key(instance_dir: Path) -> str:
+    """Return SECRET_KEY from the environment, else from instance/secret_key, generating it once."""
+    from_env = os.environ.get("SECRET_KEY")
+    if from_env:
+        return from_env
+    path = instance_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # Create with 0600 so the key is never world-readable, even briefly.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the app needs to know about where it runs."""
+
+    database_url: str
+    tool_base_url: str
+    secret_key: str
+    instance_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 5000
+    # The demo LMS at /demo: only ever switched on by `make run` for a newcomer on loopback.
+    demo: bool = False
+    # Lifetimes, in seconds.
+    login_state_ttl: int = 600
+    session_ttl: int = 8 * 3600
+    url_token_ttl: int = 3600
+    iat_leeway: int = 120
+    jwks_cache_ttl: int = 3600
+    jwks_refetch_interval: int = 30
+    key_retire_grace: int = 7 * 24 * 3600
+    http_timeout: float = 10.0
+    testing: bool = False
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Config:
+        instance_dir = _instance_dir()
+        port = int(os.environ.get("PORT", "5000"))
+        host = os.environ.get("HOST", "127.0.0.1")
+        default_db = f"sqlite:///{instance_dir / 'lti_tool.db'}"
+        return cls(
+            database_url=os.environ.get("DATABASE_URL", default_db),
+            tool_base_url=os.environ.get("TOOL_BASE_URL", f"http://127.0.0.1:{port}").rstrip("/"),
+            secret_key=load_secret_key(instance_dir),
+            instance_dir=instance_dir,
+            host=host,
+            port=port,
+            demo=_flag("TSUNAGU_DEMO", False),
+        )
+
+    def with_overrides(self, **changes: object) -> Config:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def secure_transport(self) -> bool:
+        return self.tool_base_url.startswith("https://")

@@ -1,0 +1,1 @@
+"""Where a launch lands: the trainee's course home and the instructors' course overview."""

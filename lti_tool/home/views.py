@@ -1,0 +1,47 @@
+"""Landing pages, the language switch and "open in a new window"."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from lti_tool.db import get_session
+from lti_tool.errors import BadRequest
+from lti_tool.home import services
+from lti_tool.web.context import current_session, rebind_to_window, replace_session, requires_session, requires_staff
+from lti_tool.web.i18n import SUPPORTED_LOCALES
+
+bp = Blueprint("home", __name__, template_folder="templates")
+
+
+@bp.get("/course")
+@requires_session
+def course() -> ResponseReturnValue:
+    page = services.course_home(get_session(), g.tool_session)
+    return render_template("home/course.html", page=page)
+
+
+@bp.get("/course/overview")
+@requires_staff
+def overview() -> ResponseReturnValue:
+    page = services.course_overview(get_session(), g.tool_session)
+    return render_template("home/overview.html", page=page)
+
+
+@bp.post("/language")
+@requires_session
+def language() -> ResponseReturnValue:
+    lang = request.form.get("lang", "")
+    if lang not in SUPPORTED_LOCALES:
+        raise BadRequest("unsupported language", log_detail=f"language {lang[:10]!r}")
+    tool_session = services.choose_language(get_session(), g.tool_session, lang)
+    replace_session(tool_session)
+    return redirect(services.safe_next(request.form.get("next"), tool_session), code=303)
+
+
+@bp.get("/session/window")
+@requires_session
+def new_window() -> ResponseReturnValue:
+    tool_session = current_session()
+    assert tool_session is not None
+    return rebind_to_window(tool_session, services.landing_endpoint(tool_session))

@@ -1,0 +1,107 @@
+"""Registrations (platform + client_id), deployments, tool keys and OIDC login state."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from lti_tool.db import Base, intpk, str255, str_enum, timestamp, url, utcnow
+
+
+class PlatformStatus(StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+class RegisteredVia(StrEnum):
+    DYNAMIC = "dynamic"
+    MANUAL = "manual"
+    DEMO = "demo"
+
+
+class Platform(Base):
+    """One registration of the tool with an LMS: an issuer and the client_id it gave us."""
+
+    __tablename__ = "lti_platform"
+    __table_args__ = (UniqueConstraint("issuer", "client_id"),)
+
+    id: Mapped[intpk]
+    issuer: Mapped[str] = mapped_column(String(1024))
+    client_id: Mapped[str255]
+    name: Mapped[str255]
+    auth_login_url: Mapped[url]
+    auth_token_url: Mapped[url | None]
+    auth_audience: Mapped[str | None] = mapped_column(String(1024))
+    jwks_url: Mapped[url]
+    product_family_code: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[PlatformStatus] = mapped_column(
+        str_enum(PlatformStatus), default=PlatformStatus.ACTIVE
+    )
+    registered_via: Mapped[RegisteredVia] = mapped_column(str_enum(RegisteredVia))
+    created_at: Mapped[timestamp]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    deployments: Mapped[list[Deployment]] = relationship(
+        back_populates="platform", order_by="Deployment.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == PlatformStatus.ACTIVE
+
+
+class Deployment(Base):
+    """A deployment of the tool inside a platform (Moodle: one per tool type)."""
+
+    __tablename__ = "lti_deployment"
+    __table_args__ = (UniqueConstraint("platform_id", "deployment_id"),)
+
+    id: Mapped[intpk]
+    platform_id: Mapped[int] = mapped_column(ForeignKey("lti_platform.id", ondelete="CASCADE"))
+    deployment_id: Mapped[str255]
+    created_at: Mapped[timestamp]
+
+    platform: Mapped[Platform] = relationship(back_populates="deployments")
+
+
+class ToolKeyStatus(StrEnum):
+    ACTIVE = "active"
+    RETIRING = "retiring"
+
+
+class ToolKey(Base):
+    """An RSA key pair of the tool. The private half is encrypted with a key derived from
+    SECRET_KEY; the newest active key signs, retiring keys stay in the JWKS until `retire_after`."""
+
+    __tablename__ = "lti_tool_key"
+
+    id: Mapped[intpk]
+    kid: Mapped[str] = mapped_column(String(64), unique=True)
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    private_key_encrypted: Mapped[str] = mapped_column(Text)
+    status: Mapped[ToolKeyStatus] = mapped_column(
+        str_enum(ToolKeyStatus), default=ToolKeyStatus.ACTIVE
+    )
+    created_at: Mapped[timestamp]
+    retire_after: Mapped[dt.datetime | None]
+
+
+class LoginState(Base):
+    """Server-side, single-use OIDC login state: deleted by the launch that uses it.
+
+    The nonce sent to the platform is kept here; the platform signs it into the id_token, so a
+    launch binds to this login even where the browser refused the state cookie.
+    """
+
+    __tablename__ = "lti_login_state"
+    __table_args__ = (Index("ix_lti_login_state_expires_at", "expires_at"),)
+
+    state: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), unique=True)
+    platform_id: Mapped[int] = mapped_column(ForeignKey("lti_platform.id", ondelete="CASCADE"))
+    created_at: Mapped[timestamp]
+    expires_at: Mapped[dt.datetime]

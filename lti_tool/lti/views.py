@@ -1,0 +1,160 @@
+"""The LTI URL contract: /lti/login, /lti/launch, /lti/jwks, /lti/register (DESIGN.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+
+from flask import Blueprint, Response, jsonify, redirect, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_babel import lazy_gettext as _l
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from lti_tool import runtime
+from lti_tool.db import get_session
+from lti_tool.identity import services as identity
+from lti_tool.lti import keys
+from lti_tool.lti.errors import LtiRefused
+from lti_tool.lti.launch import validate_launch
+from lti_tool.lti.login import start_login, state_cookie_name
+from lti_tool.lti.registration import (
+    ToolUrls,
+    fetch_platform_configuration,
+    register_with_platform,
+)
+from lti_tool.lti.toolconf import DbToolConf
+from lti_tool.web.context import start_session
+from lti_tool.web.i18n import normalize_locale
+from lti_tool.web.session import set_tool_cookie
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("lti", __name__, url_prefix="/lti", template_folder="templates")
+
+
+def tool_urls() -> ToolUrls:
+    return ToolUrls(runtime.config().tool_base_url)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    params = request.form if request.method == "POST" else request.args
+    cfg = runtime.config()
+    start = start_login(
+        get_session(),
+        params,
+        tool_base_url=cfg.tool_base_url,
+        redirect_uri=tool_urls().launch,
+        state_ttl=cfg.login_state_ttl,
+    )
+    response = redirect(start.redirect_url, code=302)
+    set_tool_cookie(response, request, state_cookie_name(start.state), start.state, start.ttl)
+    return response
+
+
+@bp.post("/launch")
+def launch() -> ResponseReturnValue:
+    if "id_token" not in request.form and request.form.get("error"):
+        raise LtiRefused(
+            f"platform error {request.form.get('error', '')[:40]}",
+            _l("The platform could not complete the launch: %(error)s",
+               error=request.form.get("error_description", request.form["error"])[:300]),
+        )
+    session = get_session()
+    cfg = runtime.config()
+    validated = validate_launch(
+        request.form,
+        request.cookies,
+        session,
+        DbToolConf(session, cfg.secret_key),
+        runtime.platform_keys(),
+        iat_window=dt.timedelta(seconds=cfg.login_state_ttl),
+        leeway=cfg.iat_leeway,
+    )
+    record = identity.record_launch(session, validated)
+    locale = record.person.locale or normalize_locale(validated.locale) or "ja"
+    log.info(
+        "launch accepted platform=%s course=%s member=%s type=%s cookies=%s",
+        validated.platform_id, record.course.id, record.member.id,
+        validated.message_type, validated.cookies_work,
+    )
+    return start_session(
+        member_id=record.member.id,
+        course_id=record.course.id,
+        person_id=record.person.id,
+        platform_id=validated.platform_id,
+        resource_link_pk=record.resource_link.id if record.resource_link else None,
+        roles=record.roles,
+        locale=locale,
+        cookies_work=validated.cookies_work,
+        landing_endpoint="home.overview" if record.is_staff else "home.course",
+    )
+
+
+@bp.get("/jwks")
+def jwks() -> ResponseReturnValue:
+    response = jsonify(keys.jwks(get_session()))
+    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+def _registration_signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(runtime.config().secret_key, salt="tsunagu.register.v1")
+
+
+def _registration_fingerprint(config_url: str, token: str) -> str:
+    return hashlib.sha256(f"{config_url}\0{token}".encode()).hexdigest()
+
+
+def _registration_params() -> tuple[str, str]:
+    source = request.form if request.method == "POST" else request.args
+    config_url = source.get("openid_configuration", "")
+    token = source.get("registration_token", "")
+    if not config_url or len(config_url) > 2048 or len(token) > 4096:
+        raise LtiRefused(
+            "registration without openid_configuration",
+            _l("This is the tool's registration address. Paste it into your LMS as the "
+               "“Tool URL” of a new LTI Advantage tool; the LMS then opens it for you."),
+            hint=_l("Opened directly, it has nothing to register."),
+        )
+    return config_url, token
+
+
+@bp.get("/register")
+def register_start() -> ResponseReturnValue:
+    config_url, token = _registration_params()
+    platform_config = fetch_platform_configuration(config_url, timeout=runtime.config().http_timeout)
+    signed = _registration_signer().dumps(_registration_fingerprint(config_url, token))
+    return render_template(
+        "lti/register_confirm.html",
+        platform=platform_config,
+        config_url=config_url,
+        registration_token=token,
+        signed=signed,
+        urls=tool_urls(),
+    )
+
+
+@bp.post("/register")
+def register_finish() -> ResponseReturnValue:
+    config_url, token = _registration_params()
+    try:
+        fingerprint = _registration_signer().loads(request.form.get("signed", ""), max_age=3600)
+    except BadSignature:
+        raise LtiRefused(
+            "registration form signature", _l("This registration form has expired.")
+        ) from None
+    if fingerprint != _registration_fingerprint(config_url, token):
+        raise LtiRefused("registration form altered", _l("This registration form was altered."))
+    cfg = runtime.config()
+    platform_config = fetch_platform_configuration(config_url, timeout=cfg.http_timeout)
+    result = register_with_platform(
+        get_session(), platform_config, token or None, tool_urls(), timeout=cfg.http_timeout
+    )
+    runtime.frame_ancestors().invalidate()
+    response: Response = Response(
+        render_template("lti/register_done.html", result=result, platform=platform_config)
+    )
+    return response

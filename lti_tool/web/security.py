@@ -1,0 +1,81 @@
+"""Security headers on every response, with `frame-ancestors` limited to registered platforms."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, g, request
+
+ORIGINS_TTL = 10.0
+
+
+def origin_of(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class FrameAncestors:
+    """The origins allowed to frame the tool: every active platform's, refreshed every few
+    seconds (a cache only: the registration that changes it also calls `invalidate`)."""
+
+    def __init__(self, load: Callable[[], Iterable[str]], extra: Iterable[str] = ()) -> None:
+        self._load = load
+        self._extra = tuple(extra)
+        self._value: str | None = None
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        self._value = None
+
+    def sources(self) -> str:
+        """`'self'` and every allowed origin, as a CSP source list."""
+        now = time.monotonic()
+        if self._value is None or now - self._loaded_at > ORIGINS_TTL:
+            origins = {o for url in self._load() for o in [origin_of(url)] if o}
+            origins.update(self._extra)
+            with self._lock:
+                self._value = " ".join(["'self'", *sorted(origins)])
+                self._loaded_at = now
+        return self._value
+
+
+def content_security_policy(sources: str) -> str:
+    # Platforms may frame us; deep-linking responses and registration forms post back to them.
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+        f"form-action {sources}; frame-ancestors {sources}"
+    )
+
+
+def init_security_headers(app: Flask, frame_ancestors: FrameAncestors, hsts: bool) -> None:
+    @app.before_request
+    def _sources() -> None:
+        # Read before the request opens its own transaction (SQLite has one writer at a time).
+        g.csp_sources = frame_ancestors.sources()
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        headers = response.headers
+        if "Content-Security-Policy" not in headers:
+            headers["Content-Security-Policy"] = content_security_policy(
+                g.get("csp_sources", "'self'")
+            )
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        # Session tokens ride in URLs: never send a URL to another site.
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        if hsts and request.is_secure:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if not request.path.startswith("/static/"):
+            headers.setdefault("Cache-Control", "no-store")
+        return response

@@ -1,0 +1,166 @@
+"""The tool's session after a launch: a signed token carried in the tool's links and forms.
+
+Why a token and not a cookie: a tool in a cross-site iframe often cannot keep cookies (blocked
+third-party cookies, Safari, Moodle over http), and one browser may have two courses open in
+two tabs, which one cookie cannot tell apart. So every page's links and forms carry `ts`, a
+short-lived signed token naming the member and course of *this* launch (no server state).
+
+Where the browser does keep our cookies, the launch also sets a random binding cookie and the
+token carries its hash: such a token is then useless without that browser's cookie and may live
+longer. Where it does not, the token alone is accepted for a shorter idle time, renewed on every
+page, and never beyond the session's absolute lifetime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass, replace
+
+from flask import Request, Response
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from lti_tool.lti.roles import Role, decode_roles, encode_roles, has_staff_rights
+
+TOKEN_PARAM = "ts"
+TOKEN_HEADER = "X-Tsunagu-Session"
+BINDING_COOKIE = "tsunagu_bind"
+CSRF_FIELD = "csrf_token"
+
+
+@dataclass(frozen=True)
+class ToolSession:
+    member_id: int
+    course_id: int
+    person_id: int
+    platform_id: int
+    resource_link_pk: int | None
+    roles: frozenset[Role]
+    locale: str
+    started_at: int
+    sid: str
+    binding: str | None = None
+    # An open deep-linking request (its id), for the picker.
+    deep_link_id: int | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return has_staff_rights(self.roles)
+
+    def with_locale(self, locale: str) -> ToolSession:
+        return replace(self, locale=locale)
+
+
+class SessionError(Exception):
+    """No usable session: missing, forged, expired, or bound to another browser."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SessionCodec:
+    def __init__(self, secret_key: str, *, bound_ttl: int, unbound_ttl: int) -> None:
+        self._serializer = URLSafeTimedSerializer(secret_key, salt="tsunagu.session.v1")
+        self._csrf_key = hashlib.sha256(b"tsunagu.csrf\0" + secret_key.encode()).digest()
+        self.bound_ttl = bound_ttl
+        self.unbound_ttl = unbound_ttl
+
+    def dumps(self, session: ToolSession) -> str:
+        payload = [
+            session.member_id,
+            session.course_id,
+            session.person_id,
+            session.platform_id,
+            session.resource_link_pk,
+            encode_roles(session.roles),
+            session.locale,
+            session.started_at,
+            session.sid,
+            session.binding,
+            session.deep_link_id,
+        ]
+        return self._serializer.dumps(payload)
+
+    def loads(self, token: str, binding_cookie: str | None) -> ToolSession:
+        try:
+            # The looser limit first; the bound/unbound limit is applied below.
+            payload, signed_at = self._serializer.loads(
+                token, max_age=max(self.bound_ttl, self.unbound_ttl), return_timestamp=True
+            )
+        except SignatureExpired:
+            raise SessionError("token expired") from None
+        except BadSignature:
+            raise SessionError("token invalid") from None
+        try:
+            session = ToolSession(
+                member_id=int(payload[0]),
+                course_id=int(payload[1]),
+                person_id=int(payload[2]),
+                platform_id=int(payload[3]),
+                resource_link_pk=None if payload[4] is None else int(payload[4]),
+                roles=decode_roles(str(payload[5])),
+                locale=str(payload[6]),
+                started_at=int(payload[7]),
+                sid=str(payload[8]),
+                binding=payload[9],
+                deep_link_id=None if payload[10] is None else int(payload[10]),
+            )
+        except (TypeError, ValueError, IndexError):
+            raise SessionError("token malformed") from None
+        now = time.time()
+        if now - session.started_at > self.bound_ttl:
+            raise SessionError("session over its absolute lifetime")
+        if session.binding is None:
+            if now - signed_at.timestamp() > self.unbound_ttl:
+                raise SessionError("token expired")
+        elif binding_cookie is None or not hmac.compare_digest(
+            session.binding, binding_hash(binding_cookie)
+        ):
+            raise SessionError("token bound to another browser")
+        return session
+
+    def csrf_token(self, session: ToolSession) -> str:
+        return hmac.new(self._csrf_key, session.sid.encode(), hashlib.sha256).hexdigest()
+
+    def check_csrf(self, session: ToolSession, submitted: str | None) -> bool:
+        return submitted is not None and hmac.compare_digest(self.csrf_token(session), submitted)
+
+
+def binding_hash(cookie_value: str) -> str:
+    return hashlib.sha256(cookie_value.encode()).hexdigest()[:32]
+
+
+def new_binding() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def new_sid() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def token_from_request(request: Request) -> str | None:
+    token = request.headers.get(TOKEN_HEADER) or request.args.get(TOKEN_PARAM)
+    if token is None and request.method == "POST":
+        token = request.form.get(TOKEN_PARAM)
+    return token or None
+
+
+def cross_site_cookies_possible(request: Request) -> bool:
+    """Browsers take `SameSite=None` only with `Secure`, which needs https (or loopback)."""
+    host = request.host.rsplit(":", 1)[0].strip("[]")
+    return request.is_secure or host in {"localhost", "127.0.0.1", "::1"}
+
+
+def set_tool_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    """Set a cookie the tool needs inside an LMS iframe: `SameSite=None; Secure; Partitioned`
+    where the browser takes it, else a first-party `Lax` cookie (used only top-level)."""
+    if cross_site_cookies_possible(request):
+        response.set_cookie(
+            name, value, max_age=max_age, httponly=True, secure=True, samesite="None",
+            partitioned=True, path="/",
+        )
+    else:
+        response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="Lax", path="/")

@@ -1,0 +1,49 @@
+"""Template filters and globals shared by every feature's templates."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Flask
+from flask_babel import format_datetime, get_locale
+from flask_babel import lazy_gettext as _l
+
+from lti_tool.lti.roles import Role, decode_roles
+
+ROLE_LABELS = {
+    Role.ADMINISTRATOR: _l("Administrator"),
+    Role.INSTRUCTOR: _l("Instructor"),
+    Role.TEACHING_ASSISTANT: _l("Teaching assistant"),
+    Role.MENTOR: _l("Mentor"),
+    Role.CONTENT_DEVELOPER: _l("Content developer"),
+    Role.LEARNER: _l("Learner"),
+}
+
+
+def role_labels(roles_text: str) -> str:
+    roles = decode_roles(roles_text)
+    labels = [str(label) for role, label in ROLE_LABELS.items() if role in roles]
+    return ", ".join(labels) or str(_l("Learner (no role given)"))
+
+
+def merge_query(args: Mapping[str, str], **changes: str) -> str:
+    merged = {key: value for key, value in args.items() if key not in changes}
+    merged.update(changes)
+    return urlencode(merged)
+
+
+def datetime_local(value: dt.datetime) -> str:
+    return str(format_datetime(value, "medium"))
+
+
+def init_templating(app: Flask) -> None:
+    app.jinja_env.filters.update(
+        role_labels=role_labels, merge_query=merge_query, datetime_local=datetime_local
+    )
+
+    @app.context_processor
+    def _locale() -> dict[str, Any]:
+        return {"current_locale": str(get_locale() or "ja")}
