@@ -1,0 +1,196 @@
+"""Fixtures: a migrated database (SQLite, or PostgreSQL with TEST_DATABASE_URL), the tool and the
+test LMS served over loopback HTTP, and factories for registrations, users and launches."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import create_engine, delete, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from lti_tool.app import create_app
+from lti_tool.cli import upgrade_database
+from lti_tool.config import Config
+from lti_tool.db import Database
+from lti_tool.lti.keys import ensure_key
+from lti_tool.lti.models import RegisteredVia, ToolKey
+from lti_tool.lti.registration import save_platform
+from lti_tool.models import Base
+from tests.platform.driver import Browser
+from tests.platform.lms import MEMBERSHIP, TestLMS, ToolRegistration, User
+from tests.platform.server import LiveServer
+
+SECRET = "test-secret-" + "x" * 40
+
+
+def pytest_report_header() -> str:
+    return f"database: {_backend_label()}"
+
+
+def _backend_label() -> str:
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    return "postgresql" if url.startswith("postgresql") else "sqlite"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if not server_url:
+        path = tmp_path_factory.mktemp("db") / "tsunagu.db"
+        url = f"sqlite:///{path}"
+        upgrade_database(url)
+        yield url
+        return
+    # A fresh database of our own on the PostgreSQL server, dropped at the end.
+    name = f"tsunagu_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade_database(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
+            ), {"n": name})
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def tool_server() -> Iterator[LiveServer]:
+    server = LiveServer("127.0.0.1").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def lms_server() -> Iterator[LiveServer]:
+    # Another site than the tool (localhost vs 127.0.0.1), as a real LMS is.
+    server = LiveServer("127.0.0.1", url_host="localhost").start()
+    yield server
+    server.stop()
+
+
+def make_config(database_url: str, base_url: str, tmp: Path, **changes: Any) -> Config:
+    return Config(
+        database_url=database_url,
+        tool_base_url=base_url,
+        secret_key=SECRET,
+        instance_dir=tmp,
+        testing=True,
+        jwks_refetch_interval=0,
+    ).with_overrides(**changes)
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str, tool_server: LiveServer,
+        tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    config = make_config(database_url, tool_server.url, tmp_path_factory.mktemp("instance"))
+    flask_app = create_app(config)
+    tool_server.mount(flask_app)
+    with Database(database_url).session_scope() as session:
+        ensure_key(session, SECRET)
+    return flask_app
+
+
+@pytest.fixture(scope="session")
+def db(database_url: str) -> Database:
+    return Database(database_url)
+
+
+@pytest.fixture(scope="session")
+def lms(lms_server: LiveServer) -> TestLMS:
+    platform = TestLMS()
+    platform.base_url = lms_server.url
+    lms_server.mount(platform.app)
+    return platform
+
+
+@pytest.fixture(autouse=True)
+def _clean(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app: Flask = request.getfixturevalue("app")
+    database: Database = request.getfixturevalue("db")
+    with database.session_scope() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            if table.name != ToolKey.__tablename__:
+                session.execute(delete(table))
+    app.extensions["tsunagu.platform_keys"].forget()
+    app.extensions["tsunagu.frame_ancestors"].invalidate()
+    lms: TestLMS | None = request.getfixturevalue("lms") if "lms" in request.fixturenames else None
+    if lms is not None:
+        lms.tools.clear()
+        lms.scores.clear()
+        lms.lineitems.clear()
+        lms.members.clear()
+        lms.score_failures.clear()
+        lms.config_overrides.clear()
+        del lms.keys[1:]
+
+
+@pytest.fixture
+def session(db: Database) -> Iterator[Session]:
+    with db.session_scope() as s:
+        yield s
+
+
+@pytest.fixture
+def register(app: Flask, lms: TestLMS, db: Database) -> Callable[..., ToolRegistration]:
+    """Register the test LMS with the tool (as `lti-tool platforms add` would); returns the
+    LMS's view of the registration."""
+
+    def _register(deployment_id: str = "1", client_id: str | None = None) -> ToolRegistration:
+        reg = lms.add_tool(app.extensions["tsunagu.config"].tool_base_url,
+                           client_id=client_id, deployment_id=deployment_id)
+        with db.session_scope() as session:
+            save_platform(
+                session, issuer=lms.issuer, client_id=reg.client_id, name=lms.name,
+                auth_login_url=lms.base_url + "/auth", auth_token_url=lms.base_url + "/token",
+                auth_audience=None, jwks_url=lms.base_url + "/jwks", product_family_code="testlms",
+                deployment_ids=[deployment_id], registered_via=RegisteredVia.MANUAL,
+            )
+        return reg
+
+    return _register
+
+
+@pytest.fixture
+def reg(register: Callable[..., ToolRegistration]) -> ToolRegistration:
+    return register()
+
+
+@pytest.fixture
+def browser(app: Flask, lms: TestLMS) -> Browser:
+    return Browser(app.extensions["tsunagu.config"].tool_base_url, lms)
+
+
+def make_user(role: str = "Learner", **fields: Any) -> User:
+    roles = fields.pop("roles", [MEMBERSHIP + role] if role else [])
+    defaults = {"name": "Nguyen Thi Lan", "given_name": "Lan", "family_name": "Nguyen",
+                "email": "lan@example.org"}
+    defaults.update(fields)
+    return User(sub=defaults.pop("sub", uuid.uuid4().hex[:12]), roles=roles, **defaults)
+
+
+@pytest.fixture
+def learner() -> User:
+    return make_user("Learner")
+
+
+@pytest.fixture
+def instructor() -> User:
+    return make_user("Instructor", name="田中 花子", given_name="花子", family_name="田中",
+                     email="tanaka@example.jp")

@@ -1,0 +1,456 @@
+"""A test LMS: the platform side of LTI 1.3, served over loopback HTTP for the tool to talk to.
+
+It is written from the specifications, independently of the tool's code (it imports nothing
+from `lti_tool`): keys and JWKS, OpenID configuration, Dynamic Registration, the OIDC auth
+endpoint that answers with an auto-posting form, signed id_tokens (and forged ones on demand),
+the OAuth2 token endpoint checking the tool's client assertion against the tool's JWKS, and AGS
+and NRPS endpoints that record what they receive.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import jwt
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Flask, Response, abort, jsonify, request
+
+LTI = "https://purl.imsglobal.org/spec/lti/claim/"
+DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
+AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
+
+
+def _b64(n: int) -> str:
+    return base64.urlsafe_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+
+
+@dataclass
+class PlatformKey:
+    kid: str
+    private_key: rsa.RSAPrivateKey
+
+    @classmethod
+    def generate(cls, kid: str | None = None) -> PlatformKey:
+        return cls(kid or uuid.uuid4().hex, rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+    @property
+    def private_pem(self) -> bytes:
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+    @property
+    def public_pem(self) -> bytes:
+        return self.private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def jwk(self) -> dict[str, str]:
+        numbers = self.private_key.public_key().public_numbers()
+        return {"kty": "RSA", "kid": self.kid, "alg": "RS256", "use": "sig",
+                "n": _b64(numbers.n), "e": _b64(numbers.e)}
+
+
+@dataclass
+class User:
+    sub: str
+    roles: list[str]
+    name: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    email: str | None = None
+
+
+@dataclass
+class ToolRegistration:
+    client_id: str
+    deployment_id: str
+    redirect_uris: list[str]
+    login_url: str
+    jwks_url: str
+    target_link_uri: str
+    scopes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Score:
+    lineitem: str
+    body: dict[str, Any]
+
+
+class TestLMS:
+    """One platform. `base_url` is set once it is served."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, name: str = "Test LMS") -> None:
+        self.name = name
+        self.base_url = ""
+        self.keys = [PlatformKey.generate()]
+        self.tools: dict[str, ToolRegistration] = {}
+        self.current_user: User | None = None
+        self.lock = threading.Lock()
+        self.jwks_hits = 0
+        self.token_requests: list[dict[str, Any]] = []
+        self.registrations: list[dict[str, Any]] = []
+        self.registration_tokens: set[str] = set()
+        self.scores: list[Score] = []
+        self.lineitems: dict[str, dict[str, Any]] = {}
+        self.members: list[dict[str, Any]] = []
+        self.members_page_size = 0
+        self.score_failures: list[int] = []  # statuses to answer the next score posts with
+        self.issued_tokens: dict[str, float] = {}
+        self.config_overrides: dict[str, Any] = {}
+        self.course = {"id": "course-1", "title": "外国人支援コーディネーター養成研修 2026", "label": "FRSC-2026"}
+        self.app = self._build_app()
+
+    # --- identity ------------------------------------------------------------------------------
+
+    @property
+    def issuer(self) -> str:
+        return self.base_url
+
+    @property
+    def signing_key(self) -> PlatformKey:
+        return self.keys[-1]
+
+    def rotate_key(self) -> PlatformKey:
+        key = PlatformKey.generate()
+        self.keys.append(key)
+        return key
+
+    def add_tool(self, tool_base_url: str, *, client_id: str | None = None,
+                 deployment_id: str = "1") -> ToolRegistration:
+        reg = ToolRegistration(
+            client_id=client_id or "client-" + secrets.token_hex(4),
+            deployment_id=deployment_id,
+            redirect_uris=[tool_base_url + "/lti/launch"],
+            login_url=tool_base_url + "/lti/login",
+            jwks_url=tool_base_url + "/lti/jwks",
+            target_link_uri=tool_base_url + "/lti/launch",
+        )
+        self.tools[reg.client_id] = reg
+        return reg
+
+    # --- messages ------------------------------------------------------------------------------
+
+    def login_params(self, reg: ToolRegistration, user: User, *, message_hint: str | None = None,
+                     target_link_uri: str | None = None) -> dict[str, str]:
+        """What the platform auto-posts to the tool's login initiation URL."""
+        self.current_user = user
+        return {
+            "iss": self.issuer,
+            "login_hint": user.sub,
+            "target_link_uri": target_link_uri or reg.target_link_uri,
+            "lti_message_hint": message_hint or json.dumps({"launch": uuid.uuid4().hex}),
+            "client_id": reg.client_id,
+            "lti_deployment_id": reg.deployment_id,
+        }
+
+    def claims(self, reg: ToolRegistration, user: User, nonce: str, *,
+               message_type: str = "LtiResourceLinkRequest", context: bool = True,
+               resource_link_id: str = "rl-1", locale: str = "ja",
+               with_ags: bool = True, with_nrps: bool = True) -> dict[str, Any]:
+        now = int(time.time())
+        body: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": reg.client_id,
+            "sub": user.sub,
+            "exp": now + 60,
+            "iat": now,
+            "nonce": nonce,
+            LTI + "message_type": message_type,
+            LTI + "version": "1.3.0",
+            LTI + "deployment_id": reg.deployment_id,
+            LTI + "target_link_uri": reg.target_link_uri,
+            LTI + "roles": list(user.roles),
+            LTI + "launch_presentation": {"locale": locale, "document_target": "iframe",
+                                          "return_url": self.base_url + "/course"},
+            LTI + "tool_platform": {"guid": "test-lms", "name": self.name, "version": "2024100706",
+                                    "product_family_code": "testlms"},
+            LTI + "custom": {"context_memberships_url": self.base_url + "/nrps/course-1"},
+        }
+        for claim in ("name", "given_name", "family_name", "email"):
+            if getattr(user, claim) is not None:
+                body[claim] = getattr(user, claim)
+        if context:
+            body[LTI + "context"] = {**self.course, "type": ["CourseSection"]}
+        if message_type == "LtiResourceLinkRequest":
+            body[LTI + "resource_link"] = {"id": resource_link_id, "title": "Module A"}
+            if with_ags:
+                body[AGS] = {
+                    "scope": [
+                        "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+                        "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+                        "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+                    ],
+                    "lineitems": self.base_url + "/ags/course-1/lineitems?type_id=1",
+                    "lineitem": self.base_url + f"/ags/course-1/lineitems/{resource_link_id}/lineitem?type_id=1",
+                }
+        if message_type == "LtiDeepLinkingRequest":
+            body[DL + "deep_linking_settings"] = {
+                "deep_link_return_url": self.base_url + "/deep-link-return",
+                "accept_types": ["ltiResourceLink"],
+                "accept_presentation_document_targets": ["iframe", "window"],
+                "accept_multiple": True,
+                "data": "dl-data-123",
+            }
+        if with_nrps and context:
+            body[NRPS] = {"context_memberships_url": self.base_url + "/nrps/course-1",
+                          "service_versions": ["2.0"]}
+        return body
+
+    def sign(self, body: dict[str, Any], *, key: PlatformKey | None = None,
+             headers: dict[str, Any] | None = None, algorithm: str = "RS256") -> str:
+        key = key or self.signing_key
+        hdr = {"kid": key.kid, **(headers or {})}
+        if algorithm == "RS256":
+            return jwt.encode(body, key.private_pem, algorithm="RS256", headers=hdr)
+        raise ValueError(algorithm)
+
+    # --- HTTP ----------------------------------------------------------------------------------
+
+    def _build_app(self) -> Flask:  # noqa: C901 - one routing table
+        app = Flask("test_lms")
+
+        @app.get("/jwks")
+        def jwks() -> Response:
+            with self.lock:
+                self.jwks_hits += 1
+            return jsonify({"keys": [key.jwk() for key in self.keys]})
+
+        @app.get("/.well-known/openid-configuration")
+        def openid_configuration() -> Response:
+            document = {
+                "issuer": self.issuer,
+                "authorization_endpoint": self.base_url + "/auth",
+                "token_endpoint": self.base_url + "/token",
+                "jwks_uri": self.base_url + "/jwks",
+                "registration_endpoint": self.base_url + "/register",
+                "scopes_supported": [
+                    "openid",
+                    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+                    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
+                    "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+                    "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+                    "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly",
+                ],
+                "response_types_supported": ["id_token"],
+                "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "https://purl.imsglobal.org/spec/lti-platform-configuration": {
+                    "product_family_code": "testlms", "version": "1.0",
+                    "messages_supported": [{"type": "LtiResourceLinkRequest"},
+                                           {"type": "LtiDeepLinkingRequest"}],
+                },
+            }
+            document.update(self.config_overrides)
+            return jsonify(document)
+
+        @app.post("/register")
+        def register() -> Response:
+            auth = request.headers.get("Authorization", "")
+            token = auth.removeprefix("Bearer ")
+            if token not in self.registration_tokens:
+                return jsonify({"error": "invalid registration token"}), 401
+            self.registration_tokens.discard(token)
+            body = request.get_json(force=True)
+            self.registrations.append(body)
+            # What Moodle requires of a registration (MOODLE.md, Dynamic Registration).
+            tool_conf = body.get("https://purl.imsglobal.org/spec/lti-tool-configuration", {})
+            problems = []
+            if "id_token" not in body.get("response_types", []):
+                problems.append("response_types")
+            if not isinstance(body.get("redirect_uris"), list):
+                problems.append("redirect_uris")
+            if body.get("token_endpoint_auth_method") != "private_key_jwt":
+                problems.append("token_endpoint_auth_method")
+            if body.get("application_type", "web") != "web":
+                problems.append("application_type")
+            if tool_conf.get("domain") != urlsplit(tool_conf.get("target_link_uri", "")).netloc:
+                problems.append("domain")
+            if problems:
+                return jsonify({"error": "invalid_client_metadata", "fields": problems}), 400
+            reg = ToolRegistration(
+                client_id="dr-" + secrets.token_hex(4),
+                deployment_id=str(len(self.tools) + 1),
+                redirect_uris=body["redirect_uris"],
+                login_url=body["initiate_login_uri"],
+                jwks_url=body["jwks_uri"],
+                target_link_uri=tool_conf["target_link_uri"],
+                scopes=body.get("scope", "").split(),
+            )
+            self.tools[reg.client_id] = reg
+            answer = dict(body)
+            answer["client_id"] = reg.client_id
+            answer["https://purl.imsglobal.org/spec/lti-tool-configuration"] = {
+                **tool_conf, "deployment_id": reg.deployment_id}
+            return jsonify(answer)
+
+        @app.get("/auth")
+        def auth() -> Response:
+            args = request.args
+            reg = self.tools.get(args.get("client_id", ""))
+            errors = []
+            if reg is None:
+                errors.append("client_id")
+            elif args.get("redirect_uri") not in reg.redirect_uris:
+                errors.append("redirect_uri")
+            if args.get("scope") != "openid":
+                errors.append("scope")
+            if args.get("response_type") != "id_token":
+                errors.append("response_type")
+            if args.get("response_mode") != "form_post":
+                errors.append("response_mode")
+            if args.get("prompt") not in ("none", "", None):
+                errors.append("prompt")
+            if not args.get("nonce") or not args.get("state"):
+                errors.append("nonce/state")
+            user = self.current_user
+            if user is None or args.get("login_hint") != user.sub:
+                errors.append("login_hint")
+            if errors:
+                return Response("Invalid request: " + ", ".join(errors), status=400)
+            assert reg is not None and user is not None
+            hint = json.loads(args.get("lti_message_hint") or "{}")
+            body = self.claims(
+                reg, user, args["nonce"],
+                message_type=hint.get("message_type", "LtiResourceLinkRequest"),
+                resource_link_id=hint.get("resource_link_id", "rl-1"),
+                context=hint.get("context", True),
+                locale=hint.get("locale", "ja"),
+            )
+            return Response(self.form_post(args["redirect_uri"], {
+                "id_token": self.sign(body), "state": args["state"]}), content_type="text/html")
+
+        @app.post("/token")
+        def token() -> Response:
+            if request.mimetype != "application/x-www-form-urlencoded":
+                return jsonify({"error": "invalid_request"}), 400
+            form = request.form
+            self.token_requests.append(dict(form))
+            if form.get("grant_type") != "client_credentials" or form.get(
+                "client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+                return jsonify({"error": "invalid_request"}), 400
+            assertion = form.get("client_assertion", "")
+            try:
+                unverified = jwt.decode(assertion, options={"verify_signature": False})
+                reg = self.tools[unverified["iss"]]
+                keyset = requests.get(reg.jwks_url, timeout=5).json()
+                header = jwt.get_unverified_header(assertion)
+                jwk = next(k for k in keyset["keys"] if k["kid"] == header["kid"])
+                jwt.decode(assertion, jwt.PyJWK(jwk).key, algorithms=["RS256"],
+                           audience=self.base_url + "/token")
+            except Exception as exc:  # noqa: BLE001 - any failure is a refused assertion
+                return jsonify({"error": "invalid_client", "detail": str(exc)}), 401
+            granted = [s for s in form.get("scope", "").split() if s in reg.scopes or not reg.scopes]
+            access = secrets.token_urlsafe(16)
+            self.issued_tokens[access] = time.time() + 3600
+            return jsonify({"access_token": access, "token_type": "Bearer", "expires_in": 3600,
+                            "scope": " ".join(granted)})
+
+        def _authorised() -> None:
+            auth = request.headers.get("Authorization", "")
+            token = auth.removeprefix("Bearer ")
+            if self.issued_tokens.get(token, 0) < time.time():
+                abort(401)
+
+        @app.get("/nrps/<course_id>")
+        def nrps(course_id: str) -> Response:
+            _authorised()
+            offset = int(request.args.get("offset", "0"))
+            size = self.members_page_size or len(self.members) or 1
+            page = self.members[offset: offset + size]
+            response = jsonify({"id": request.url, "context": {"id": course_id},
+                                "members": page})
+            if offset + size < len(self.members):
+                next_url = self.base_url + f"/nrps/{course_id}?" + urlencode({"offset": offset + size})
+                response.headers["Link"] = f'<{next_url}>; rel="next"'
+            response.content_type = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
+            return response
+
+        @app.route("/ags/<course_id>/lineitems", methods=["GET", "POST"])
+        def lineitems(course_id: str) -> Response:
+            _authorised()
+            if request.method == "POST":
+                item = request.get_json(force=True)
+                item_id = self.base_url + f"/ags/{course_id}/lineitems/{uuid.uuid4().hex}/lineitem?type_id=1"
+                item["id"] = item_id
+                self.lineitems[item_id] = item
+                return jsonify(item), 201
+            items = list(self.lineitems.values())
+            for key in ("resource_link_id", "resource_id", "tag"):
+                if key in request.args:
+                    camel = {"resource_link_id": "resourceLinkId", "resource_id": "resourceId",
+                             "tag": "tag"}[key]
+                    items = [i for i in items if i.get(camel) == request.args[key]]
+            return jsonify(items)
+
+        @app.post("/ags/<course_id>/lineitems/<item>/lineitem/scores")
+        def scores(course_id: str, item: str) -> Response:
+            _authorised()
+            if request.args.get("type_id") != "1":
+                return Response("type_id lost", status=400)
+            if self.score_failures:
+                return Response("failure injected", status=self.score_failures.pop(0))
+            body = request.get_json(force=True)
+            self.scores.append(Score(lineitem=request.base_url, body=body))
+            return Response("", status=200)
+
+        @app.get("/deep-link-return")
+        def deep_link_return() -> Response:
+            return Response("use POST", status=405)
+
+        @app.post("/deep-link-return")
+        def deep_link_post() -> Response:
+            self.deep_link_responses.append(request.form.get("JWT", ""))
+            return Response("<p>content selected</p>", content_type="text/html")
+
+        self.deep_link_responses: list[str] = []
+        return app
+
+    @staticmethod
+    def form_post(action: str, fields: dict[str, str]) -> str:
+        inputs = "".join(
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+            for k, v in fields.items()
+        )
+        return (f'<!doctype html><html lang="en"><head><title>Launching</title></head><body>'
+                f'<form id="f" method="post" action="{html.escape(action)}">{inputs}'
+                f'<noscript><button type="submit">Continue</button></noscript></form>'
+                f'<script>document.getElementById("f").submit()</script></body></html>')
+
+
+def parse_form(page: str) -> tuple[str, dict[str, str]]:
+    """The action and hidden fields of an auto-posting form (what a browser would submit)."""
+    from html.parser import HTMLParser
+
+    found: dict[str, Any] = {"action": "", "fields": {}}
+
+    class _Parser(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            values = dict(attrs)
+            if tag == "form":
+                found["action"] = values.get("action") or ""
+            if tag == "input" and values.get("name"):
+                found["fields"][values["name"]] = values.get("value") or ""
+
+    _Parser().feed(page)
+    return found["action"], found["fields"]
+
+
+def query_of(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
