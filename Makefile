@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-sqlite test-postgres check install install-test translations bench clean
+.PHONY: run test test-sqlite test-postgres check install install-test translations messages bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,15 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed translations
 install-test: $(VENV)/.installed-test translations
 
-translations: | $(BIN)/python
-	$(BIN)/pybabel compile --use-fuzzy -d lti_tool/translations -f -q 2>/dev/null || $(BIN)/pybabel compile -d lti_tool/translations -q
+translations: $(VENV)/.installed
+	$(BIN)/pybabel compile -d lti_tool/translations >/dev/null
+
+# Re-extract the messages and merge them into the Japanese catalog (then translate the new ones).
+messages: $(VENV)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
+		--project Tsunagu --copyright-holder Tsunagu -o lti_tool/translations/messages.pot . >/dev/null
+	$(BIN)/pybabel update -i lti_tool/translations/messages.pot -d lti_tool/translations \
+		--no-fuzzy-matching --ignore-obsolete >/dev/null
 
 run: install
 	TSUNAGU_DEMO=1 $(BIN)/lti-tool serve

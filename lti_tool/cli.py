@@ -314,7 +314,8 @@ def platforms_show(ctx: CliContext) -> None:
 
 
 @main.command("serve")
-@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--workers", type=int, default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")),
+              show_default="WEB_CONCURRENCY or 2")
 @click.option("--dev", is_flag=True, help="Werkzeug's reloading development server.")
 @pass_ctx
 def serve(ctx: CliContext, workers: int, dev: bool) -> None:
@@ -323,9 +324,16 @@ def serve(ctx: CliContext, workers: int, dev: bool) -> None:
     from lti_tool.lti.registration import ToolUrls
 
     cfg = ctx.config
+    problems = cfg.production_problems()
+    if problems:
+        raise click.ClickException("refusing to start: " + "; ".join(problems))
     upgrade_database(cfg.database_url)
     with ctx.db.session_scope() as session:
         ensure_key(session, cfg.secret_key)
+        if cfg.demo:
+            from lti_tool.demo.platform import DemoPlatform
+
+            DemoPlatform(cfg).ensure_registered(session)
     urls = ToolUrls(cfg.tool_base_url)
     click.echo(f"Tsunagu is serving on http://{cfg.host}:{cfg.port}")
     click.echo(f"Dynamic Registration URL (paste into Moodle): {urls.register}")

@@ -63,6 +63,8 @@ class Config:
     key_retire_grace: int = 7 * 24 * 3600
     http_timeout: float = 10.0
     testing: bool = False
+    # Production refuses the demo, SQLite, and a generated SECRET_KEY (see `check_production`).
+    production: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -79,7 +81,23 @@ class Config:
             host=host,
             port=port,
             demo=_flag("TSUNAGU_DEMO", False),
+            production=_flag("TSUNAGU_PRODUCTION", False),
         )
+
+    def production_problems(self) -> list[str]:
+        """What keeps this configuration from being safe to run in production."""
+        if not self.production:
+            return []
+        problems = []
+        if not self.database_url.startswith("postgresql"):
+            problems.append("DATABASE_URL must point to PostgreSQL")
+        if not os.environ.get("SECRET_KEY"):
+            problems.append("SECRET_KEY must be set (every worker and container needs the same)")
+        if not os.environ.get("TOOL_BASE_URL"):
+            problems.append("TOOL_BASE_URL must be set to the URL the LMS reaches the tool at")
+        if self.demo:
+            problems.append("the demo LMS (TSUNAGU_DEMO) must be off")
+        return problems
 
     def with_overrides(self, **changes: object) -> Config:
         return replace(self, **changes)  # type: ignore[arg-type]
