@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, cast
 from flask import current_app
 
 if TYPE_CHECKING:
+    from lti_tool.catalog.model import Catalog
     from lti_tool.config import Config
     from lti_tool.lti.platform_keys import PlatformKeyCache
     from lti_tool.web.security import FrameAncestors
@@ -23,6 +24,10 @@ def session_codec() -> SessionCodec:
 
 def platform_keys() -> PlatformKeyCache:
     return cast("PlatformKeyCache", current_app.extensions["tsunagu.platform_keys"])
+
+
+def catalog() -> Catalog:
+    return cast("Catalog", current_app.extensions["tsunagu.catalog"])
 
 
 def frame_ancestors() -> FrameAncestors:

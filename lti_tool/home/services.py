@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from flask import url_for
 from sqlalchemy.orm import Session
 
+from lti_tool.catalog.model import Catalog
 from lti_tool.identity import services as identity
+from lti_tool.modules.services import ModulePage, course_modules
 from lti_tool.identity.models import Member, ResourceLink
 from lti_tool.web.context import own_page_url
 from lti_tool.web.session import ToolSession
@@ -20,6 +22,7 @@ def landing_endpoint(tool_session: ToolSession) -> str:
 class CourseHome:
     member: Member
     activity: ResourceLink | None
+    modules: list[ModulePage]
 
 
 @dataclass(frozen=True)
@@ -30,14 +33,16 @@ class CourseOverview:
     activities: list[ResourceLink]
 
 
-def course_home(session: Session, tool_session: ToolSession) -> CourseHome:
+def course_home(session: Session, catalog: Catalog, tool_session: ToolSession) -> CourseHome:
     member = identity.load_member(session, tool_session.member_id, tool_session.course_id)
     activity = None
     if tool_session.resource_link_pk is not None:
         activity = session.get(ResourceLink, tool_session.resource_link_pk)
         if activity is not None and activity.course_id != tool_session.course_id:
             activity = None
-    return CourseHome(member=member, activity=activity)
+    return CourseHome(
+        member=member, activity=activity, modules=course_modules(session, catalog, tool_session)
+    )
 
 
 def course_overview(session: Session, tool_session: ToolSession) -> CourseOverview:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from lti_tool import runtime
 from lti_tool.db import get_session
 from lti_tool.errors import BadRequest
 from lti_tool.home import services
@@ -17,7 +18,7 @@ bp = Blueprint("home", __name__, template_folder="templates")
 @bp.get("/course")
 @requires_session
 def course() -> ResponseReturnValue:
-    page = services.course_home(get_session(), g.tool_session)
+    page = services.course_home(get_session(), runtime.catalog(), g.tool_session)
     return render_template("home/course.html", page=page)
 
 

@@ -1,0 +1,509 @@
+"""Load and validate content/: every problem is reported with its file and line.
+
+Layout:
+    content/sources.yaml                 the sources units cite (id, title, publisher, url, date)
+    content/glossary.yaml                fixed readings of domain terms
+    content/modules/<A..E>/module.yaml   id, order, title, description, objectives, units (ordered ids)
+    content/modules/<A..E>/<unit-id>.md  YAML front matter, then `::: ja`, `::: ja-easy`, `::: en`
+                                         sections of Markdown, each closed by `:::`
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from markupsafe import Markup
+
+from lti_tool.catalog.markdown import render_markdown
+from lti_tool.catalog.model import (
+    EASY,
+    Catalog,
+    GlossaryEntry,
+    Module,
+    SelfCheckQuestion,
+    Source,
+    Text,
+    TextList,
+    Unit,
+)
+from lti_tool.catalog.ruby import check_ruby
+from lti_tool.catalog.yamlsource import LineDict, LineList, YamlProblem, load_yaml
+
+MODULE_IDS = ("A", "B", "C", "D", "E")
+UNIT_ID = re.compile(r"^[a-e][0-9]{2}(-[a-z0-9]+)*$")
+SECTION_OPEN = re.compile(r"^:::\s*(ja|ja-easy|en)\s*$")
+LINK = re.compile(r"\]\(([^)\s]+)")
+MAX_FILE_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True)
+class ContentProblem:
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+class ContentInvalid(Exception):
+    def __init__(self, problems: list[ContentProblem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+class _Reporter:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.problems: list[ContentProblem] = []
+
+    def add(self, path: Path, line: int, message: str) -> None:
+        try:
+            shown = str(path.relative_to(self.root.parent))
+        except ValueError:
+            shown = str(path)
+        self.problems.append(ContentProblem(shown, line, message))
+
+
+class _File:
+    """One file being read: reports problems against its path."""
+
+    def __init__(self, reporter: _Reporter, path: Path, line_offset: int = 0) -> None:
+        self.reporter = reporter
+        self.path = path
+        self.offset = line_offset
+
+    def problem(self, line: int, message: str) -> None:
+        self.reporter.add(self.path, line + self.offset, message)
+
+    def ruby(self, text: str, line: int) -> None:
+        for problem in check_ruby(text):
+            self.problem(line, problem.message)
+
+    def text(self, data: LineDict, key: str, *, required_languages: bool = True) -> Text | None:
+        value = data.get(key)
+        line = data.line_of(key)
+        if not isinstance(value, LineDict):
+            self.problem(line, f"{key}: expected ja and en texts")
+            return None
+        known = {"ja", "en", EASY}
+        for extra in set(value) - known:
+            self.problem(value.line_of(extra), f"{key}: unknown language {extra!r}")
+        texts: dict[str, str] = {}
+        for language in ("ja", "en", EASY):
+            item = value.get(language)
+            if item is None:
+                if language != EASY and required_languages:
+                    self.problem(line, f"{key}: missing {language}")
+                continue
+            if not isinstance(item, str) or not item.strip():
+                self.problem(value.line_of(language), f"{key}.{language}: expected a non-empty text")
+                continue
+            if language != "en":
+                self.ruby(item, value.line_of(language))
+            texts[language] = item.strip()
+        if "ja" not in texts or "en" not in texts:
+            return None
+        return Text(ja=texts["ja"], en=texts["en"], ja_easy=texts.get(EASY))
+
+    def text_list(self, data: LineDict, key: str) -> TextList | None:
+        value = data.get(key)
+        line = data.line_of(key)
+        if not isinstance(value, LineDict):
+            self.problem(line, f"{key}: expected lists under ja and en")
+            return None
+        lists: dict[str, tuple[str, ...]] = {}
+        for language in ("ja", "en", EASY):
+            items = value.get(language)
+            if items is None:
+                if language != EASY:
+                    self.problem(line, f"{key}: missing {language}")
+                continue
+            if not isinstance(items, LineList) or not items:
+                self.problem(value.line_of(language), f"{key}.{language}: expected a non-empty list")
+                continue
+            good = []
+            for index, item in enumerate(items):
+                if not isinstance(item, str) or not item.strip():
+                    self.problem(items.line_of(index), f"{key}.{language}: expected text items")
+                    continue
+                if language != "en":
+                    self.ruby(item, items.line_of(index))
+                good.append(item.strip())
+            lists[language] = tuple(good)
+        if "ja" not in lists or "en" not in lists:
+            return None
+        if len(lists["ja"]) != len(lists["en"]):
+            self.problem(line, f"{key}: ja has {len(lists['ja'])} items, en has {len(lists['en'])}")
+        return TextList(ja=lists["ja"], en=lists["en"], ja_easy=lists.get(EASY))
+
+    def check_keys(self, data: LineDict, allowed: set[str], where: str) -> None:
+        for key in set(data) - allowed:
+            self.problem(data.line_of(key), f"{where}: unknown key {key!r}")
+
+
+def _read(reporter: _Reporter, path: Path) -> str | None:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            reporter.add(path, 1, f"file larger than {MAX_FILE_BYTES // 1024} KiB")
+            return None
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        reporter.add(path, 1, "not UTF-8 text")
+    except OSError as exc:
+        reporter.add(path, 1, f"cannot read: {exc.strerror}")
+    return None
+
+
+def _yaml_file(reporter: _Reporter, path: Path) -> Any:
+    text = _read(reporter, path)
+    if text is None:
+        return None
+    try:
+        return load_yaml(text)
+    except YamlProblem as exc:
+        reporter.add(path, exc.line, exc.message)
+        return None
+
+
+def _load_sources(reporter: _Reporter, root: Path) -> dict[str, Source]:
+    path = root / "sources.yaml"
+    data = _yaml_file(reporter, path)
+    sources: dict[str, Source] = {}
+    if data is None:
+        if not path.exists():
+            reporter.add(path, 1, "missing: every unit cites sources listed here")
+        return sources
+    file = _File(reporter, path)
+    if not isinstance(data, LineList):
+        file.problem(1, "expected a list of sources")
+        return sources
+    for index, entry in enumerate(data):
+        line = data.line_of(index)
+        if not isinstance(entry, LineDict):
+            file.problem(line, "expected a source with id, title, publisher")
+            continue
+        file.check_keys(entry, {"id", "title", "publisher", "url", "date", "note"}, "source")
+        source_id = entry.get("id")
+        if not isinstance(source_id, str) or not source_id:
+            file.problem(line, "source without id")
+            continue
+        if source_id in sources:
+            file.problem(line, f"duplicate source id {source_id!r}")
+            continue
+        title = file.text(entry, "title")
+        publisher = file.text(entry, "publisher")
+        url = entry.get("url")
+        if url is not None and (not isinstance(url, str) or not url.startswith("https://")):
+            file.problem(entry.line_of("url"), f"source {source_id}: url must be https://")
+            url = None
+        date = entry.get("date")
+        if title and publisher:
+            sources[source_id] = Source(
+                id=source_id, title=title, publisher=publisher, url=url,
+                date=str(date) if date is not None else None,
+            )
+    return sources
+
+
+def _load_glossary(reporter: _Reporter, root: Path) -> tuple[GlossaryEntry, ...]:
+    path = root / "glossary.yaml"
+    if not path.exists():
+        return ()
+    data = _yaml_file(reporter, path)
+    file = _File(reporter, path)
+    if data is None:
+        return ()
+    if not isinstance(data, LineList):
+        file.problem(1, "expected a list of terms")
+        return ()
+    entries: list[GlossaryEntry] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(data):
+        line = data.line_of(index)
+        if not isinstance(entry, LineDict):
+            file.problem(line, "expected a term with term, reading, en")
+            continue
+        file.check_keys(entry, {"term", "reading", "en", "definition"}, "glossary")
+        term, reading, english = entry.get("term"), entry.get("reading"), entry.get("en")
+        if not all(isinstance(v, str) and v for v in (term, reading, english)):
+            file.problem(line, "glossary entry needs term, reading and en")
+            continue
+        assert isinstance(term, str) and isinstance(reading, str) and isinstance(english, str)
+        if term in seen:
+            file.problem(line, f"duplicate glossary term {term!r}")
+            continue
+        seen.add(term)
+        definition = file.text(entry, "definition") if "definition" in entry else None
+        entries.append(GlossaryEntry(term=term, reading=reading, en=english, definition=definition))
+    return tuple(entries)
+
+
+def _split_unit(file: _File, text: str) -> tuple[str, int, dict[str, tuple[str, int]]] | None:
+    """Front matter (text, first line) and the body sections (text, first line) by language."""
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "---":
+        file.problem(1, "a unit starts with '---' and YAML front matter")
+        return None
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
+    except StopIteration:
+        file.problem(1, "front matter is not closed with '---'")
+        return None
+    front = "\n".join(lines[1:end])
+    sections: dict[str, tuple[str, int]] = {}
+    current: str | None = None
+    start = 0
+    buffer: list[str] = []
+    for number in range(end + 1, len(lines)):
+        line = lines[number]
+        opening = SECTION_OPEN.match(line)
+        if current is None:
+            if opening:
+                current, start, buffer = opening.group(1), number + 1, []
+                if current in sections:
+                    file.problem(number + 1, f"section {current!r} appears twice")
+            elif line.strip():
+                file.problem(number + 1, "text outside a '::: ja' / '::: en' section")
+            continue
+        if line.strip() == ":::":
+            sections[current] = ("\n".join(buffer), start + 1)
+            current = None
+        elif opening:
+            file.problem(number + 1, f"section {current!r} is not closed before a new one")
+            current, start, buffer = opening.group(1), number + 1, []
+        else:
+            buffer.append(line)
+    if current is not None:
+        file.problem(start, f"section {current!r} is not closed with ':::'")
+    return front, 2, sections
+
+
+def _check_links(file: _File, body: str, first_line: int) -> None:
+    for offset, line in enumerate(body.split("\n")):
+        for match in LINK.finditer(line):
+            target = match.group(1)
+            if not target.startswith(("https://", "http://", "mailto:", "tel:", "#")):
+                file.problem(first_line + offset, f"link {target!r}: use an absolute https:// URL")
+
+
+def _self_check(file: _File, data: LineDict, unit_id: str) -> tuple[SelfCheckQuestion, ...]:
+    items = data.get("self_check")
+    if not isinstance(items, LineList) or not items:
+        file.problem(data.line_of("self_check"), "self_check: expected a list of questions")
+        return ()
+    questions = []
+    for index, item in enumerate(items):
+        line = items.line_of(index)
+        if not isinstance(item, LineDict):
+            file.problem(line, "self_check: expected a question")
+            continue
+        file.check_keys(item, {"id", "prompt", "options", "answer", "explanation"}, "self_check")
+        question_id = item.get("id")
+        if not isinstance(question_id, str) or not question_id.startswith(unit_id):
+            file.problem(line, f"self_check: id must start with the unit id {unit_id!r}")
+            continue
+        prompt = file.text(item, "prompt")
+        explanation = file.text(item, "explanation")
+        options_data = item.get("options")
+        options: list[Text] = []
+        if not isinstance(options_data, LineList) or len(options_data) < 2:
+            file.problem(item.line_of("options"), "self_check: at least two options")
+        else:
+            for option_index, option in enumerate(options_data):
+                if not isinstance(option, LineDict):
+                    file.problem(options_data.line_of(option_index), "option: expected ja and en")
+                    continue
+                wrapper = LineDict()
+                wrapper["option"] = option
+                wrapper.lines["option"] = options_data.line_of(option_index)
+                text = file.text(wrapper, "option")
+                if text:
+                    options.append(text)
+        answer = item.get("answer")
+        if not isinstance(answer, int) or isinstance(answer, bool) or not 0 <= answer < len(options):
+            file.problem(item.line_of("answer"), "self_check: answer must be an option's index")
+            continue
+        if prompt and explanation and len(options) == len(options_data or []):
+            questions.append(SelfCheckQuestion(
+                id=question_id, prompt=prompt, options=tuple(options), answer=answer,
+                explanation=explanation,
+            ))
+    return tuple(questions)
+
+
+UNIT_KEYS = {"id", "title", "minutes", "video", "objectives", "key_points", "self_check", "sources"}
+
+
+def _load_unit(
+    reporter: _Reporter, path: Path, module_id: str, number: int, sources: dict[str, Source]
+) -> Unit | None:
+    text = _read(reporter, path)
+    if text is None:
+        return None
+    file = _File(reporter, path)
+    split = _split_unit(file, text)
+    if split is None:
+        return None
+    front, front_line, sections = split
+    try:
+        data = load_yaml(front, line_offset=front_line - 1)
+    except YamlProblem as exc:
+        file.problem(exc.line, exc.message)
+        return None
+    if not isinstance(data, LineDict):
+        file.problem(front_line, "front matter: expected keys id, title, ...")
+        return None
+    front_file = _File(reporter, path, line_offset=front_line - 1)
+    front_file.check_keys(data, UNIT_KEYS, "unit")
+    unit_id = data.get("id")
+    if not isinstance(unit_id, str) or not UNIT_ID.match(unit_id):
+        front_file.problem(data.line_of("id"), "id: like 'a01-why-coordinators' (module letter, two digits)")
+        return None
+    if unit_id[0].upper() != module_id:
+        front_file.problem(data.line_of("id"), f"id {unit_id!r} is not in module {module_id}")
+    if path.stem != unit_id:
+        front_file.problem(data.line_of("id"), f"id {unit_id!r} differs from the file name")
+    title = front_file.text(data, "title")
+    objectives = front_file.text_list(data, "objectives")
+    key_points = front_file.text_list(data, "key_points")
+    self_check = _self_check(front_file, data, unit_id)
+    minutes = data.get("minutes", 20)
+    if not isinstance(minutes, int) or not 1 <= minutes <= 240:
+        front_file.problem(data.line_of("minutes"), "minutes: a whole number from 1 to 240")
+        minutes = 20
+    video = data.get("video")
+    if video is not None and (not isinstance(video, str) or not video.startswith("https://")):
+        front_file.problem(data.line_of("video"), "video: an https:// URL or nothing")
+        video = None
+    cited: list[Source] = []
+    source_ids = data.get("sources")
+    if not isinstance(source_ids, LineList) or not source_ids:
+        front_file.problem(data.line_of("sources"), "sources: every unit cites at least one source")
+    else:
+        for index, source_id in enumerate(source_ids):
+            if source_id not in sources:
+                front_file.problem(source_ids.line_of(index), f"sources: unknown source {source_id!r}")
+            else:
+                cited.append(sources[source_id])
+    bodies: dict[str, Markup] = {}
+    for language in ("ja", "en"):
+        if language not in sections:
+            file.problem(1, f"body: missing '::: {language}' section")
+    for language, (body, first_line) in sections.items():
+        if not body.strip():
+            file.problem(first_line, f"body {language}: empty")
+            continue
+        if language != "en":
+            for offset, line in enumerate(body.split("\n")):
+                file.ruby(line, first_line + offset)
+        _check_links(file, body, first_line)
+        bodies[language] = render_markdown(body)
+    if not (title and objectives and key_points and self_check) or not {"ja", "en"} <= set(bodies):
+        return None
+    return Unit(
+        id=unit_id, module_id=module_id, number=number, title=title, minutes=minutes,
+        video_url=video, objectives=objectives, key_points=key_points, self_check=self_check,
+        sources=tuple(cited), path=str(path), bodies=MappingProxyType(bodies),
+    )
+
+
+MODULE_KEYS = {"id", "order", "title", "description", "objectives", "units"}
+
+
+def _load_module(
+    reporter: _Reporter, directory: Path, sources: dict[str, Source], seen_units: set[str]
+) -> Module | None:
+    path = directory / "module.yaml"
+    if not path.exists():
+        reporter.add(path, 1, "missing module.yaml")
+        return None
+    data = _yaml_file(reporter, path)
+    if data is None:
+        return None
+    file = _File(reporter, path)
+    if not isinstance(data, LineDict):
+        file.problem(1, "expected keys id, order, title, description, objectives, units")
+        return None
+    file.check_keys(data, MODULE_KEYS, "module")
+    module_id = data.get("id")
+    if module_id != directory.name:
+        file.problem(data.line_of("id"), f"id must be {directory.name!r} (the folder's name)")
+        return None
+    order = data.get("order")
+    if not isinstance(order, int):
+        file.problem(data.line_of("order"), "order: a whole number")
+        order = 0
+    title = file.text(data, "title")
+    description = file.text(data, "description")
+    objectives = file.text_list(data, "objectives")
+    unit_ids = data.get("units")
+    units: list[Unit] = []
+    listed: set[str] = set()
+    if not isinstance(unit_ids, LineList) or not unit_ids:
+        file.problem(data.line_of("units"), "units: the ordered list of unit ids")
+        unit_ids = LineList()
+    for index, unit_id in enumerate(unit_ids):
+        line = unit_ids.line_of(index)
+        if not isinstance(unit_id, str):
+            file.problem(line, "units: expected unit ids")
+            continue
+        if unit_id in seen_units or unit_id in listed:
+            file.problem(line, f"unit {unit_id!r} is listed twice")
+            continue
+        listed.add(unit_id)
+        unit_path = directory / f"{unit_id}.md"
+        if not unit_path.exists():
+            file.problem(line, f"unit {unit_id!r} has no file {unit_path.name}")
+            continue
+        unit = _load_unit(reporter, unit_path, str(module_id), len(units) + 1, sources)
+        if unit is not None:
+            units.append(unit)
+    for orphan in sorted(directory.glob("*.md")):
+        if orphan.stem not in listed:
+            reporter.add(orphan, 1, f"unit file not listed in {path.name}")
+    seen_units.update(listed)
+    if not (title and description and objectives):
+        return None
+    return Module(
+        id=str(module_id), order=order, title=title, description=description,
+        objectives=objectives, units=tuple(units), path=str(path),
+    )
+
+
+def load_catalog(root: Path) -> Catalog:
+    """The whole catalog, or ContentInvalid listing every problem found."""
+    reporter = _Reporter(root)
+    if not root.is_dir():
+        raise ContentInvalid([ContentProblem(str(root), 1, "content folder not found")])
+    sources = _load_sources(reporter, root)
+    glossary = _load_glossary(reporter, root)
+    modules: list[Module] = []
+    seen_units: set[str] = set()
+    modules_dir = root / "modules"
+    for module_id in MODULE_IDS:
+        directory = modules_dir / module_id
+        if not directory.is_dir():
+            reporter.add(directory, 1, f"module {module_id} is missing")
+            continue
+        module = _load_module(reporter, directory, sources, seen_units)
+        if module is not None:
+            modules.append(module)
+    if modules_dir.is_dir():
+        for extra in sorted(p for p in modules_dir.iterdir() if p.is_dir()):
+            if extra.name not in MODULE_IDS:
+                reporter.add(extra, 1, f"unknown module folder {extra.name!r} (A to E)")
+    if reporter.problems:
+        raise ContentInvalid(reporter.problems)
+    modules.sort(key=lambda m: (m.order, m.id))
+    units = {unit.id: unit for module in modules for unit in module.units}
+    return Catalog(
+        modules=tuple(modules),
+        units=MappingProxyType(units),
+        sources=MappingProxyType(sources),
+        glossary=glossary,
+    )

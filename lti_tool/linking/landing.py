@@ -1,0 +1,58 @@
+"""Where a validated launch goes: the picker for deep linking, the activity's item, the
+"choose what this activity shows" page for instructors, or "not set up yet" for learners."""
+
+from __future__ import annotations
+
+import logging
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
+
+from lti_tool.errors import Forbidden
+from lti_tool.identity import roster
+from lti_tool.identity import services as identity
+from lti_tool.linking import services as linking
+from lti_tool.lti.launch import Launch
+from lti_tool.web.context import start_session
+from lti_tool.web.i18n import normalize_locale
+
+log = logging.getLogger(__name__)
+
+
+def handle_launch(session: Session, launch: Launch) -> Response:
+    record = identity.record_launch(session, launch)
+    deep_link_id = None
+    if launch.is_deep_linking:
+        if not record.is_staff:
+            raise Forbidden(_l("Only instructors can choose what an activity shows."))
+        deep_link_id = linking.open_deep_link_request(
+            session, record.course.id, record.member.id, launch
+        ).id
+        landing = "linking.pick"
+    elif record.resource_link is None:
+        landing = "home.overview" if record.is_staff else "home.course"
+    elif linking.resolve_placement(session, record.resource_link, launch) is not None:
+        landing = "linking.open"
+    else:
+        landing = "linking.setup" if record.is_staff else "linking.pending"
+    if record.is_staff and launch.memberships_url:
+        roster.schedule_refresh(record.course.id)
+    log.info(
+        "launch accepted platform=%s course=%s member=%s type=%s cookies=%s landing=%s",
+        launch.platform_id, record.course.id, record.member.id, launch.message_type,
+        launch.cookies_work, landing,
+    )
+    return start_session(
+        member_id=record.member.id,
+        course_id=record.course.id,
+        person_id=record.person.id,
+        platform_id=launch.platform_id,
+        resource_link_pk=record.resource_link.id if record.resource_link else None,
+        roles=record.roles,
+        locale=record.person.locale or normalize_locale(launch.locale) or "ja",
+        cookies_work=launch.cookies_work,
+        landing_endpoint=landing,
+        deep_link_id=deep_link_id,
+    )
+

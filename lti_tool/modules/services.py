@@ -1,0 +1,505 @@
+"""Module and unit pages, progress, instructor settings, and progress reports — per course."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload
+
+from lti_tool.catalog.model import Catalog, Module, Unit
+from lti_tool.db import utcnow
+from lti_tool.errors import BadRequest, NotFound
+from lti_tool.grading import services as grading
+from lti_tool.identity.models import Member, Person, ResourceLink
+from lti_tool.linking.models import Placement, ResourceLinkPlacement
+from lti_tool.lti.roles import decode_roles, has_staff_rights
+from lti_tool.modules.models import ModuleSettings, UnitProgress
+from lti_tool.web.session import ToolSession
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+MAX_NOTE = 2000
+
+
+def module_key(module_id: str) -> str:
+    return f"module:{module_id}"
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+def settings_for(session: Session, course_id: int, module_id: str) -> ModuleSettings | None:
+    return session.scalars(
+        select(ModuleSettings).where(
+            ModuleSettings.course_id == course_id, ModuleSettings.module_id == module_id
+        )
+    ).first()
+
+
+def ordered_units(module: Module, settings: ModuleSettings | None) -> list[Unit]:
+    if settings is None or not settings.unit_order:
+        return list(module.units)
+    by_id = {unit.id: unit for unit in module.units}
+    ordered = [by_id[uid] for uid in settings.unit_order if uid in by_id]
+    return ordered + [unit for unit in module.units if unit not in ordered]
+
+
+def required_ids(module: Module, settings: ModuleSettings | None) -> set[str]:
+    all_ids = {unit.id for unit in module.units}
+    if settings is None or settings.required_units is None:
+        return all_ids
+    return all_ids & set(settings.required_units)
+
+
+def _module(catalog: Catalog, module_id: str) -> Module:
+    module = catalog.module(module_id)
+    if module is None:
+        raise NotFound(_l("There is no module “%(id)s”.", id=module_id[:5]))
+    return module
+
+
+def _unit(module: Module, unit_id: str) -> Unit:
+    unit = next((u for u in module.units if u.id == unit_id), None)
+    if unit is None:
+        raise NotFound(_l("This unit does not exist."))
+    return unit
+
+
+# --- learner views ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnitStatus:
+    unit: Unit
+    required: bool
+    progress: UnitProgress | None
+
+    @property
+    def state(self) -> str:
+        if self.progress is None:
+            return "not_started"
+        if self.progress.completed:
+            return "completed"
+        if self.progress.read_at is not None:
+            return "read"
+        return "opened"
+
+
+@dataclass(frozen=True)
+class ModulePage:
+    module: Module
+    settings: ModuleSettings | None
+    units: list[UnitStatus]
+    is_open: bool
+
+    @property
+    def required_count(self) -> int:
+        return sum(1 for status in self.units if status.required)
+
+    @property
+    def completed_required(self) -> int:
+        return sum(1 for s in self.units if s.required and s.state == "completed")
+
+    @property
+    def percent(self) -> int:
+        if not self.required_count:
+            return 100
+        return round(100 * self.completed_required / self.required_count)
+
+    @property
+    def resume(self) -> Unit | None:
+        """Where the reader stopped: the last unit opened and not completed, else the next
+        unit not completed."""
+        touched = [s for s in self.units if s.progress is not None and s.state != "completed"]
+        if touched:
+            return max(touched, key=lambda s: s.progress.last_seen_at).unit  # type: ignore[union-attr]
+        return next((s.unit for s in self.units if s.state != "completed"), None)
+
+    @property
+    def is_overdue(self) -> bool:
+        due = self.settings.due_at if self.settings else None
+        return due is not None and due < utcnow() and self.percent < 100
+
+
+def _progress_rows(session: Session, member_id: int, module_id: str | None = None) -> dict[str, UnitProgress]:
+    query = select(UnitProgress).where(UnitProgress.member_id == member_id)
+    if module_id is not None:
+        query = query.where(UnitProgress.module_id == module_id)
+    return {row.unit_id: row for row in session.scalars(query)}
+
+
+def _module_open(settings: ModuleSettings | None) -> bool:
+    return settings is None or settings.opens_at is None or settings.opens_at <= utcnow()
+
+
+def module_page(session: Session, catalog: Catalog, ts: ToolSession, module_id: str) -> ModulePage:
+    module = _module(catalog, module_id)
+    settings = settings_for(session, ts.course_id, module.id)
+    progress = _progress_rows(session, ts.member_id, module.id)
+    required = required_ids(module, settings)
+    units = [UnitStatus(unit, unit.id in required, progress.get(unit.id))
+             for unit in ordered_units(module, settings)]
+    return ModulePage(module, settings, units, _module_open(settings) or ts.is_staff)
+
+
+def course_modules(session: Session, catalog: Catalog, ts: ToolSession) -> list[ModulePage]:
+    settings = {
+        row.module_id: row
+        for row in session.scalars(select(ModuleSettings).where(ModuleSettings.course_id == ts.course_id))
+    }
+    progress = _progress_rows(session, ts.member_id)
+    pages = []
+    for module in catalog.modules:
+        chosen = settings.get(module.id)
+        required = required_ids(module, chosen)
+        units = [UnitStatus(unit, unit.id in required, progress.get(unit.id))
+                 for unit in ordered_units(module, chosen)]
+        pages.append(ModulePage(module, chosen, units, _module_open(chosen) or ts.is_staff))
+    return pages
+
+
+@dataclass(frozen=True)
+class Video:
+    kind: str  # "iframe", "video" or "link"
+    src: str
+
+
+_YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{6,20}$")
+VIDEO_FRAME_ORIGINS = ("https://www.youtube-nocookie.com", "https://player.vimeo.com")
+
+
+def video_for(url: str | None) -> Video | None:
+    """How to show a lecture video: an embedded player for YouTube and Vimeo, a <video> for a
+    file, else a link (the tool never frames an arbitrary page)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = (parts.hostname or "").removeprefix("www.").removeprefix("m.")
+    video_id = None
+    if host == "youtube.com" and parts.path == "/watch":
+        video_id = parse_qs(parts.query).get("v", [""])[0]
+    elif host == "youtu.be":
+        video_id = parts.path.strip("/")
+    elif host in ("youtube.com", "youtube-nocookie.com") and parts.path.startswith("/embed/"):
+        video_id = parts.path.removeprefix("/embed/")
+    if video_id and _YOUTUBE_ID.match(video_id):
+        return Video("iframe", f"https://www.youtube-nocookie.com/embed/{video_id}")
+    if host == "vimeo.com" and parts.path.strip("/").isdigit():
+        return Video("iframe", f"https://player.vimeo.com/video/{parts.path.strip('/')}")
+    if parts.scheme == "https" and parts.path.lower().endswith((".mp4", ".webm")):
+        return Video("video", url)
+    return Video("link", url)
+
+
+@dataclass(frozen=True)
+class UnitPage:
+    module: ModulePage
+    unit: Unit
+    progress: UnitProgress
+    previous: Unit | None
+    next: Unit | None
+    video: Video | None
+    position: int
+
+
+def open_unit(
+    session: Session, catalog: Catalog, ts: ToolSession, module_id: str, unit_id: str
+) -> UnitPage:
+    page = module_page(session, catalog, ts, module_id)
+    if not page.is_open:
+        opens = page.settings.opens_at if page.settings else None
+        raise NotFound(
+            _l("This module opens on %(date)s.", date=format_date(opens) if opens else "?"),
+            log_detail="module not open yet",
+        )
+    unit = _unit(page.module, unit_id)
+    progress = _record_open(session, ts, page.module.id, unit.id)
+    units = [status.unit for status in page.units]
+    index = units.index(unit)
+    configured = page.settings.video_urls.get(unit.id) if page.settings else None
+    return UnitPage(
+        module=page,
+        unit=unit,
+        progress=progress,
+        previous=units[index - 1] if index > 0 else None,
+        next=units[index + 1] if index + 1 < len(units) else None,
+        video=video_for(configured or unit.video_url),
+        position=index + 1,
+    )
+
+
+def _record_open(session: Session, ts: ToolSession, module_id: str, unit_id: str) -> UnitProgress:
+    row = session.scalars(
+        select(UnitProgress).where(UnitProgress.member_id == ts.member_id,
+                                   UnitProgress.unit_id == unit_id)
+    ).first()
+    now = utcnow()
+    if row is None:
+        row = UnitProgress(course_id=ts.course_id, member_id=ts.member_id, module_id=module_id,
+                           unit_id=unit_id, opened_at=now, last_seen_at=now)
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            # The same reader opened it in another tab at the same moment.
+            return _record_open(session, ts, module_id, unit_id)
+    else:
+        row.last_seen_at = now
+    return row
+
+
+def mark_read(session: Session, catalog: Catalog, ts: ToolSession, module_id: str, unit_id: str) -> None:
+    module = _module(catalog, module_id)
+    _unit(module, unit_id)
+    row = _record_open(session, ts, module.id, unit_id)
+    if row.read_at is None:
+        row.read_at = utcnow()
+    session.flush()
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    correct: int
+    total: int
+
+
+def submit_self_check(
+    session: Session, catalog: Catalog, ts: ToolSession, module_id: str, unit_id: str,
+    form: Mapping[str, str],
+) -> CheckResult:
+    page = module_page(session, catalog, ts, module_id)
+    unit = _unit(page.module, unit_id)
+    answers: dict[str, int] = {}
+    for question in unit.self_check:
+        raw = form.get(question.id, "")
+        if not raw.isdigit() or int(raw) >= len(question.options):
+            raise BadRequest(_l("Answer every question before checking."))
+        answers[question.id] = int(raw)
+    correct = sum(1 for q in unit.self_check if answers[q.id] == q.answer)
+    row = _record_open(session, ts, page.module.id, unit.id)
+    now = utcnow()
+    row.read_at = row.read_at or now
+    row.checked_at = now
+    row.check_correct, row.check_total, row.check_answers = correct, len(unit.self_check), answers
+    session.flush()
+    _send_completion(session, catalog, ts, page.module.id)
+    return CheckResult(correct, len(unit.self_check))
+
+
+def _send_completion(session: Session, catalog: Catalog, ts: ToolSession, module_id: str) -> None:
+    """When the instructor turned it on, the module's completion goes to every gradebook column
+    of an activity that shows this module."""
+    if ts.is_staff:
+        return
+    settings = settings_for(session, ts.course_id, module_id)
+    if settings is None or not settings.send_completion_grade:
+        return
+    page = module_page(session, catalog, ts, module_id)
+    member = session.get(Member, ts.member_id)
+    assert member is not None
+    links = session.scalars(
+        select(ResourceLink)
+        .join(ResourceLinkPlacement, ResourceLinkPlacement.resource_link_pk == ResourceLink.id)
+        .join(Placement, Placement.id == ResourceLinkPlacement.placement_id)
+        .where(ResourceLink.course_id == ts.course_id, Placement.item_key == module_key(module_id))
+    )
+    for link in links:
+        item = grading.grade_item_for(session, link, gradable_for(page.module))
+        grading.record_score(
+            session, member, item, page.percent, 100, grading.Progress.FINAL,
+            only_if_changed=True,
+        )
+
+
+def gradable_for(module: Module) -> grading.Gradable:
+    return grading.Gradable(
+        key=module_key(module.id), label=module.title.plain("ja"), score_maximum=100,
+        tag="module-completion",
+    )
+
+
+def set_reading_aids(session: Session, ts: ToolSession, *, furigana: bool | None,
+                     easy: bool | None) -> Person:
+    person = session.scalars(
+        select(Person).where(Person.id == ts.person_id, Person.platform_id == ts.platform_id)
+    ).first()
+    if person is None:
+        raise NotFound("person not found")
+    if furigana is not None:
+        person.show_furigana = furigana
+    if easy is not None:
+        person.easy_japanese = easy
+    session.flush()
+    return person
+
+
+def reading_aids(session: Session, ts: ToolSession) -> Person:
+    person = session.get(Person, ts.person_id)
+    if person is None or person.platform_id != ts.platform_id:
+        raise NotFound("person not found")
+    return person
+
+
+# --- instructors ------------------------------------------------------------------------------
+
+
+def format_date(moment: dt.datetime) -> str:
+    return moment.astimezone(TOKYO).strftime("%Y-%m-%d")
+
+
+def _parse_date(raw: str, label: str, *, end_of_day: bool) -> dt.datetime | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        day = dt.date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(_l("%(label)s: give a date like 2026-04-01.", label=label)) from None
+    clock = dt.time(23, 59, 59) if end_of_day else dt.time(0, 0)
+    return dt.datetime.combine(day, clock, tzinfo=TOKYO).astimezone(dt.UTC)
+
+
+def save_settings(
+    session: Session, catalog: Catalog, ts: ToolSession, module_id: str, form: Mapping[str, str],
+    required: list[str],
+) -> ModuleSettings:
+    module = _module(catalog, module_id)
+    unit_ids = [unit.id for unit in module.units]
+    positions: dict[str, int] = {}
+    videos: dict[str, str] = {}
+    for index, unit_id in enumerate(unit_ids):
+        raw_position = form.get(f"position:{unit_id}", "").strip()
+        if raw_position and not raw_position.isdigit():
+            raise BadRequest(_l("Positions are whole numbers."))
+        positions[unit_id] = int(raw_position) if raw_position else index + 1
+        video = form.get(f"video:{unit_id}", "").strip()
+        if video:
+            if not video.startswith("https://") or len(video) > 2048:
+                raise BadRequest(_l("Video addresses must start with https://."))
+            videos[unit_id] = video
+    unknown = set(required) - set(unit_ids)
+    if unknown:
+        raise BadRequest(_l("Unknown unit."), log_detail=f"unknown units {sorted(unknown)[:3]}")
+    note = form.get("note", "").strip()
+    if len(note) > MAX_NOTE:
+        raise BadRequest(_l("The note is too long (at most %(n)s characters).", n=MAX_NOTE))
+    opens = _parse_date(form.get("opens", ""), str(_l("Opening date")), end_of_day=False)
+    due = _parse_date(form.get("due", ""), str(_l("Due date")), end_of_day=True)
+    if opens and due and due < opens:
+        raise BadRequest(_l("The due date is before the opening date."))
+    settings = settings_for(session, ts.course_id, module.id)
+    if settings is None:
+        settings = ModuleSettings(course_id=ts.course_id, module_id=module.id)
+        session.add(settings)
+    settings.unit_order = sorted(unit_ids, key=lambda uid: (positions[uid], unit_ids.index(uid)))
+    settings.required_units = sorted(set(required), key=unit_ids.index)
+    settings.video_urls = videos
+    settings.opens_at, settings.due_at = opens, due
+    settings.note = note or None
+    settings.send_completion_grade = form.get("send_grade") == "on"
+    settings.updated_by_member_id = ts.member_id
+    session.flush()
+    return settings
+
+
+@dataclass(frozen=True)
+class ProgressRow:
+    member: Member
+    states: dict[str, str]
+    percent: int
+
+
+@dataclass(frozen=True)
+class ModuleReport:
+    module: Module
+    units: list[Unit]
+    required: set[str]
+    rows: list[ProgressRow]
+
+    def completed_share(self, unit_id: str) -> int:
+        if not self.rows:
+            return 0
+        done = sum(1 for row in self.rows if row.states[unit_id] == "completed")
+        return round(100 * done / len(self.rows))
+
+    @property
+    def not_started(self) -> int:
+        return sum(1 for row in self.rows if all(s == "not_started" for s in row.states.values()))
+
+
+def learners(session: Session, course_id: int) -> list[Member]:
+    members = session.scalars(
+        select(Member).options(joinedload(Member.person))
+        .where(Member.course_id == course_id, Member.active.is_(True))
+        .order_by(Member.id)
+    )
+    return [m for m in members if not has_staff_rights(decode_roles(m.roles))]
+
+
+def progress_reports(session: Session, catalog: Catalog, course_id: int) -> list[ModuleReport]:
+    people = learners(session, course_id)
+    progress: dict[tuple[int, str], UnitProgress] = {
+        (row.member_id, row.unit_id): row
+        for row in session.scalars(select(UnitProgress).where(UnitProgress.course_id == course_id))
+    }
+    settings = {
+        row.module_id: row
+        for row in session.scalars(select(ModuleSettings).where(ModuleSettings.course_id == course_id))
+    }
+    reports = []
+    for module in catalog.modules:
+        chosen = settings.get(module.id)
+        units = ordered_units(module, chosen)
+        required = required_ids(module, chosen)
+        rows = []
+        for member in people:
+            states = {
+                unit.id: UnitStatus(unit, unit.id in required, progress.get((member.id, unit.id))).state
+                for unit in units
+            }
+            done = sum(1 for uid in required if states[uid] == "completed")
+            rows.append(ProgressRow(member, states, round(100 * done / len(required)) if required else 100))
+        reports.append(ModuleReport(module, units, required, rows))
+    return reports
+
+
+STATE_LABELS = {
+    "not_started": _l("not started"),
+    "opened": _l("opened"),
+    "read": _l("read"),
+    "completed": _l("completed"),
+}
+
+
+def progress_csv(reports: list[ModuleReport], locale: str) -> str:
+    """UTF-8 with a byte order mark, so Excel opens the Japanese correctly."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([str(_l("Module")), str(_l("Unit")), str(_l("Trainee")), str(_l("State")),
+                     str(_l("Required"))])
+    for report in reports:
+        for row in report.rows:
+            name = row.member.person.display_name or row.member.person.sub
+            for unit in report.units:
+                writer.writerow([
+                    report.module.id,
+                    unit.title.plain(locale),
+                    _csv_safe(name),
+                    str(STATE_LABELS[row.states[unit.id]]),
+                    "yes" if unit.id in report.required else "no",
+                ])
+    return "\ufeff" + out.getvalue()
+
+
+def _csv_safe(value: str) -> str:
+    """Names come from the LMS: never let a spreadsheet read one as a formula."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -1,0 +1,113 @@
+"""Module pages for trainees, and progress and settings pages for instructors."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from lti_tool import runtime
+from lti_tool.db import get_session
+from lti_tool.home.services import safe_next
+from lti_tool.modules import services
+from lti_tool.web.context import requires_session, requires_staff
+from lti_tool.web.security import content_security_policy
+
+bp = Blueprint("modules", __name__, url_prefix="/modules", template_folder="templates")
+
+
+def _aids() -> object:
+    return services.reading_aids(get_session(), g.tool_session)
+
+
+@bp.get("/")
+@requires_session
+def index() -> ResponseReturnValue:
+    pages = services.course_modules(get_session(), runtime.catalog(), g.tool_session)
+    return render_template("modules/index.html", pages=pages, aids=_aids())
+
+
+@bp.get("/<module_id>")
+@requires_session
+def module(module_id: str) -> ResponseReturnValue:
+    page = services.module_page(get_session(), runtime.catalog(), g.tool_session, module_id)
+    return render_template("modules/module.html", page=page, aids=_aids())
+
+
+@bp.get("/<module_id>/<unit_id>")
+@requires_session
+def unit(module_id: str, unit_id: str) -> ResponseReturnValue:
+    page = services.open_unit(get_session(), runtime.catalog(), g.tool_session, module_id, unit_id)
+    response = Response(render_template("modules/unit.html", page=page, aids=_aids()))
+    if page.video is not None and page.video.kind != "link":
+        sources = g.get("csp_sources", "'self'")
+        extra = " ".join(services.VIDEO_FRAME_ORIGINS)
+        response.headers["Content-Security-Policy"] = (
+            content_security_policy(sources) + f"; frame-src {extra}; media-src 'self' https:"
+        )
+    return response
+
+
+@bp.post("/<module_id>/<unit_id>/read")
+@requires_session
+def read(module_id: str, unit_id: str) -> ResponseReturnValue:
+    services.mark_read(get_session(), runtime.catalog(), g.tool_session, module_id, unit_id)
+    if request.headers.get("X-Requested-With") == "fetch":
+        return {"status": "ok"}
+    return redirect(url_for("modules.unit", module_id=module_id, unit_id=unit_id) + "#self-check", code=303)
+
+
+@bp.post("/<module_id>/<unit_id>/check")
+@requires_session
+def check(module_id: str, unit_id: str) -> ResponseReturnValue:
+    services.submit_self_check(
+        get_session(), runtime.catalog(), g.tool_session, module_id, unit_id, request.form
+    )
+    return redirect(url_for("modules.unit", module_id=module_id, unit_id=unit_id) + "#self-check", code=303)
+
+
+@bp.post("/reading-aids")
+@requires_session
+def reading_aids() -> ResponseReturnValue:
+    def flag(name: str) -> bool | None:
+        value = request.form.get(name)
+        return None if value is None else value == "on"
+
+    services.set_reading_aids(get_session(), g.tool_session, furigana=flag("furigana"), easy=flag("easy"))
+    return redirect(safe_next(request.form.get("next"), g.tool_session), code=303)
+
+
+@bp.get("/progress")
+@requires_staff
+def progress() -> ResponseReturnValue:
+    reports = services.progress_reports(get_session(), runtime.catalog(), g.tool_session.course_id)
+    return render_template("modules/progress.html", reports=reports, aids=_aids())
+
+
+@bp.get("/progress.csv")
+@requires_staff
+def progress_csv() -> ResponseReturnValue:
+    reports = services.progress_reports(get_session(), runtime.catalog(), g.tool_session.course_id)
+    body = services.progress_csv(reports, g.tool_session.locale)
+    return Response(
+        body.encode("utf-8"),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="tsunagu-progress.csv"'},
+    )
+
+
+@bp.get("/<module_id>/settings")
+@requires_staff
+def settings(module_id: str) -> ResponseReturnValue:
+    page = services.module_page(get_session(), runtime.catalog(), g.tool_session, module_id)
+    return render_template("modules/settings.html", page=page, aids=_aids(),
+                           format_date=services.format_date)
+
+
+@bp.post("/<module_id>/settings")
+@requires_staff
+def save_settings(module_id: str) -> ResponseReturnValue:
+    services.save_settings(
+        get_session(), runtime.catalog(), g.tool_session, module_id, request.form,
+        request.form.getlist("required"),
+    )
+    return redirect(url_for("modules.settings", module_id=module_id, saved=1), code=303)
