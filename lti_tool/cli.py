@@ -310,6 +310,143 @@ def platforms_show(ctx: CliContext) -> None:
     click.echo("    " + json.dumps(jwk))
 
 
+# --- content --------------------------------------------------------------------------------
+
+
+@main.group()
+def content() -> None:
+    """The curriculum content (content/)."""
+
+
+@content.command("check")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The content folder (default: CONTENT_DIR or ./content).")
+def content_check(root: Path | None) -> None:
+    """Validate every content file; print each problem as FILE:LINE: MESSAGE."""
+    from lti_tool.catalog.loader import ContentInvalid, load_catalog
+    from lti_tool.config import content_dir
+
+    folder = root or content_dir()
+    try:
+        catalog = load_catalog(folder)
+    except ContentInvalid as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        raise click.ClickException(f"{len(exc.problems)} problems in {folder}") from None
+    units = sum(len(m.units) for m in catalog.modules)
+    click.echo(f"content ok: {len(catalog.modules)} modules, {units} units, "
+               f"{len(catalog.sources)} sources, {len(catalog.glossary)} glossary terms")
+
+
+@content.command("furigana")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--write", is_flag=True, help="Rewrite FILE in place (else print to stdout).")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The content folder holding glossary.yaml (default: CONTENT_DIR or ./content).")
+def content_furigana(file: Path, write: bool, root: Path | None) -> None:
+    """Propose ruby for kanji without it in a unit FILE, for the author to review."""
+    from lti_tool.catalog.furigana import propose, sudachi_reader
+    from lti_tool.catalog.loader import ContentInvalid, load_glossary
+    from lti_tool.config import content_dir
+
+    try:
+        glossary = load_glossary(root or content_dir())
+    except ContentInvalid as exc:
+        raise click.ClickException(f"glossary.yaml has problems:\n{exc}") from None
+    reader = sudachi_reader()
+    if reader is None:
+        click.echo("SudachiPy is not installed (pip install -e '.[authoring]'): "
+                   "only glossary readings are proposed.", err=True)
+    try:
+        source = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{file} is not UTF-8 text") from None
+    proposal = propose(source, glossary, reader)
+    if write:
+        file.write_text(proposal.text, encoding="utf-8")
+        click.echo(f"{file}: ruby proposed on {proposal.changed_lines} lines; review them", err=True)
+    else:
+        click.echo(proposal.text, nl=False)
+
+
+# --- grades and roster ------------------------------------------------------------------------
+
+
+@main.group()
+def grades() -> None:
+    """The grade outbox."""
+
+
+@grades.command("deliver")
+@click.option("--loop", is_flag=True, help="Keep delivering (a worker) until stopped.")
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=5.0, show_default=True,
+              help="Seconds to wait when nothing is due (with --loop).")
+@click.option("--limit", type=click.IntRange(1, 10000), default=200, show_default=True,
+              help="Scores claimed per pass.")
+@pass_ctx
+def grades_deliver(ctx: CliContext, loop: bool, interval: float, limit: int) -> None:
+    """Send due scores to the LMS (one pass, or --loop). Safe to run many at once."""
+    import signal
+    import time
+
+    from lti_tool.grading.delivery import deliver
+
+    stopping = False
+
+    def _stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    total: dict[str, int] = {}
+    while True:
+        outcomes = deliver(ctx.db, ctx.config, limit=limit)
+        for key, count in outcomes.items():
+            total[key] = total.get(key, 0) + count
+        if not loop:
+            break
+        if stopping:
+            break
+        if sum(outcomes.values()) < limit:
+            time.sleep(interval)
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(total.items())) or "nothing due"
+    click.echo(f"grades: {summary}")
+
+
+@main.group()
+def roster() -> None:
+    """Course rosters from the platform (NRPS)."""
+
+
+@roster.command("sync")
+@click.option("--course", "course_ids", type=int, multiple=True, help="A course id (repeatable).")
+@click.option("--force", is_flag=True, help="Even if refreshed recently.")
+@pass_ctx
+def roster_sync(ctx: CliContext, course_ids: tuple[int, ...], force: bool) -> None:
+    """Fetch the member lists of courses (default: every course with a memberships URL)."""
+    from lti_tool.identity.models import Course
+    from lti_tool.identity.roster import sync_course
+
+    if not course_ids:
+        with ctx.db.session_scope() as session:
+            course_ids = tuple(session.scalars(
+                select(Course.id).where(Course.memberships_url.is_not(None)).order_by(Course.id)
+            ))
+    failed = 0
+    for course_id in course_ids:
+        result = sync_course(ctx.db, ctx.config, course_id, force=force)
+        if result.error:
+            failed += 1
+            click.echo(f"course {course_id}: failed: {result.error}", err=True)
+        elif result.synced:
+            click.echo(f"course {course_id}: {result.members} members, {result.added} new, "
+                       f"{result.deactivated} no longer listed")
+        else:
+            click.echo(f"course {course_id}: recently synced (use --force)")
+    if failed:
+        raise SystemExit(1)
+
+
 # --- serve ------------------------------------------------------------------------------------
 
 

@@ -13,6 +13,10 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def content_dir() -> Path:
+    return Path(os.environ.get("CONTENT_DIR", PROJECT_ROOT / "content")).resolve()
+
+
 def _instance_dir() -> Path:
     return Path(os.environ.get("INSTANCE_DIR", PROJECT_ROOT / "instance")).resolve()
 
@@ -62,7 +66,9 @@ class Config:
     jwks_refetch_interval: int = 30
     key_retire_grace: int = 7 * 24 * 3600
     http_timeout: float = 10.0
+    roster_refresh_interval: int = 3600
     testing: bool = False
+    content_dir: Path = field(default_factory=content_dir)
     # Production refuses the demo, SQLite, and a generated SECRET_KEY (see `check_production`).
     production: bool = False
     extra: dict[str, object] = field(default_factory=dict)

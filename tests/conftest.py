@@ -29,6 +29,8 @@ from tests.platform.lms import MEMBERSHIP, TestLMS, ToolRegistration, User
 from tests.platform.server import LiveServer
 
 SECRET = "test-secret-" + "x" * 40
+# A small, stable catalog for the tests (the real curriculum is checked on its own).
+FIXTURE_CONTENT = Path(__file__).parent / "fixtures" / "content"
 
 
 def pytest_report_header() -> str:
@@ -90,23 +92,29 @@ def make_config(database_url: str, base_url: str, tmp: Path, **changes: Any) -> 
         instance_dir=tmp,
         testing=True,
         jwks_refetch_interval=0,
+        content_dir=FIXTURE_CONTENT,
     ).with_overrides(**changes)
 
 
 @pytest.fixture(scope="session")
 def app(database_url: str, tool_server: LiveServer,
-        tmp_path_factory: pytest.TempPathFactory) -> Flask:
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     config = make_config(database_url, tool_server.url, tmp_path_factory.mktemp("instance"))
     flask_app = create_app(config)
     tool_server.mount(flask_app)
-    with Database(database_url).session_scope() as session:
+    keys_db = Database(database_url)
+    with keys_db.session_scope() as session:
         ensure_key(session, SECRET)
-    return flask_app
+    keys_db.engine.dispose()
+    yield flask_app
+    flask_app.extensions["tsunagu.db"].engine.dispose()
 
 
 @pytest.fixture(scope="session")
-def db(database_url: str) -> Database:
-    return Database(database_url)
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -119,18 +127,20 @@ def lms(lms_server: LiveServer) -> TestLMS:
 
 @pytest.fixture(autouse=True)
 def _clean(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
     if "app" not in request.fixturenames:
+        yield
         return
+    # Fixtures are looked up before the test runs: pytest refuses new ones during teardown.
     app: Flask = request.getfixturevalue("app")
     database: Database = request.getfixturevalue("db")
+    lms: TestLMS | None = request.getfixturevalue("lms") if "lms" in request.fixturenames else None
+    yield
     with database.session_scope() as session:
         for table in reversed(Base.metadata.sorted_tables):
             if table.name != ToolKey.__tablename__:
                 session.execute(delete(table))
     app.extensions["tsunagu.platform_keys"].forget()
     app.extensions["tsunagu.frame_ancestors"].invalidate()
-    lms: TestLMS | None = request.getfixturevalue("lms") if "lms" in request.fixturenames else None
     if lms is not None:
         lms.tools.clear()
         lms.scores.clear()

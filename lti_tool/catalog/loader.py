@@ -475,6 +475,15 @@ def _load_module(
     )
 
 
+def load_glossary(root: Path) -> tuple[GlossaryEntry, ...]:
+    """Only the glossary (for authoring tools), or ContentInvalid naming its problems."""
+    reporter = _Reporter(root)
+    entries = _load_glossary(reporter, root)
+    if reporter.problems:
+        raise ContentInvalid(reporter.problems)
+    return entries
+
+
 def load_catalog(root: Path) -> Catalog:
     """The whole catalog, or ContentInvalid listing every problem found."""
     reporter = _Reporter(root)

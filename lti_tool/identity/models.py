@@ -27,6 +27,7 @@ class Course(Base):
     title: Mapped[str] = mapped_column(String(500), default="")
     label: Mapped[str] = mapped_column(String(255), default="")
     memberships_url: Mapped[url | None]
+    roster_synced_at: Mapped[dt.datetime | None]
     created_at: Mapped[timestamp]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -52,6 +53,9 @@ class Person(Base):
     email: Mapped[str | None] = mapped_column(String(320))
     # The reader's own language choice; None follows the launch locale.
     locale: Mapped[str | None] = mapped_column(String(16))
+    # Reading aids, remembered per person: furigana over kanji, and easy Japanese where offered.
+    show_furigana: Mapped[bool] = mapped_column(default=True)
+    easy_japanese: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[timestamp]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -82,6 +86,8 @@ class Member(Base):
     # Space-separated `Role` values (see identity.roles.encode_roles).
     roles: Mapped[str] = mapped_column(String(255), default="")
     source: Mapped[MemberSource] = mapped_column(str_enum(MemberSource), default=MemberSource.LAUNCH)
+    # False once the platform's roster lists the member as inactive or no longer lists them.
+    active: Mapped[bool] = mapped_column(default=True)
     first_launch_at: Mapped[dt.datetime | None]
     last_launch_at: Mapped[dt.datetime | None]
     created_at: Mapped[timestamp]

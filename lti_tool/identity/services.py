@@ -102,7 +102,10 @@ def record_launch(session: Session, launch: Launch) -> LaunchRecord:
 
     member, created = _get_or_create(session, Member, {"course_id": course.id, "person_id": person.id})
     now = utcnow()
-    _update(member, roles=encode_roles(launch.roles), source=MemberSource.LAUNCH, last_launch_at=now)
+    _update(
+        member, roles=encode_roles(launch.roles), source=MemberSource.LAUNCH, last_launch_at=now,
+        active=True,
+    )
     if member.first_launch_at is None:
         member.first_launch_at = now
 

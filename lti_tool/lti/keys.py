@@ -134,15 +134,16 @@ def _newest_active(session: Session) -> ToolKey | None:
     ).first()
 
 
-_decrypted: dict[str, SigningKey] = {}
+# Keyed by the secret too: a key decrypted once must not be handed out under another SECRET_KEY.
+_decrypted: dict[tuple[str, str], SigningKey] = {}
 
 
 def signing_key(session: Session, secret_key: str) -> SigningKey:
-    """The newest active key, decrypted (decryption is cached per process by kid)."""
+    """The newest active key, decrypted (decryption is cached per process by kid and secret)."""
     key = _newest_active(session)
     if key is None:
         raise ToolKeyError("the tool has no signing key; run `lti-tool keys ensure`")
-    cached = _decrypted.get(key.kid)
+    cached = _decrypted.get((key.kid, secret_key))
     if cached is not None:
         return cached
     try:
@@ -155,5 +156,5 @@ def signing_key(session: Session, secret_key: str) -> SigningKey:
     if not isinstance(private_key, rsa.RSAPrivateKey):
         raise ToolKeyError(f"tool key {key.kid} is not an RSA key")
     loaded = SigningKey(kid=key.kid, private_key=private_key)
-    _decrypted[key.kid] = loaded
+    _decrypted[(key.kid, secret_key)] = loaded
     return loaded

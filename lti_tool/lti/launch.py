@@ -100,7 +100,7 @@ class Launch:
         return dict(self.custom).get(key)
 
 
-class _FormRequest(LtiRequest):  # type: ignore[misc]
+class _FormRequest(LtiRequest):
     def __init__(self, params: Mapping[str, str]) -> None:
         self._params = params
 
@@ -119,7 +119,7 @@ class _Unused:
     """pylti1p3 requires session and cookie services; state and nonce live in our DB instead."""
 
 
-class _ToolMessageLaunch(MessageLaunch):  # type: ignore[misc]
+class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
     def __init__(
         self,
         params: Mapping[str, str],
@@ -133,7 +133,7 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[misc]
     ) -> None:
         super().__init__(
             _FormRequest(params), tool_conf, session_service=_Unused(), cookie_service=_Unused(),
-            requests_session=_Unused(),
+            requests_session=_Unused(),  # type: ignore[arg-type]
         )
         self._params = params
         self._cookies = cookies
@@ -333,7 +333,9 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[misc]
                 "iat in future", _l("The id_token is dated in the future."), status=401
             )
         if issued < now - self._iat_window:
-            raise LtiRefused("iat too old", _l("The id_token was issued too long ago."), 401)
+            raise LtiRefused(
+                "iat too old", _l("The id_token was issued too long ago."), status=401
+            )
 
     # --- deployment and message ----------------------------------------------------------------
 

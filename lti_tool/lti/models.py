@@ -105,3 +105,16 @@ class LoginState(Base):
     platform_id: Mapped[int] = mapped_column(ForeignKey("lti_platform.id", ondelete="CASCADE"))
     created_at: Mapped[timestamp]
     expires_at: Mapped[dt.datetime]
+
+
+class AccessToken(Base):
+    """An OAuth2 access token for a platform's services, cached until shortly before expiry."""
+
+    __tablename__ = "lti_access_token"
+    __table_args__ = (UniqueConstraint("platform_id", "scope_key"),)
+
+    id: Mapped[intpk]
+    platform_id: Mapped[int] = mapped_column(ForeignKey("lti_platform.id", ondelete="CASCADE"))
+    scope_key: Mapped[str] = mapped_column(String(64))
+    token: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[dt.datetime]

@@ -69,17 +69,22 @@ def _refuse(reason: str, message: Any) -> LtiRefused:
 
 def _check_fetchable(url: str, *, allow_private: bool) -> None:
     """Refuse URLs we must not fetch on a stranger's say-so (cloud metadata, non-HTTP)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a malformed host ("[::1") or port (":99999999", ":port")
+        valid = False
+    if not valid:
         raise _refuse("config url not http", _l("The platform configuration URL is not valid."))
+    assert parts.hostname is not None
     try:
         addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, None)}
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a name IDNA cannot encode ("a..b")
         raise _refuse(
             "config host unresolvable", _l("The platform's host name could not be resolved.")
         ) from None
     for address in addresses:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        ip = ipaddress.ip_address(str(address).split("%", 1)[0])
         if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
             raise _refuse("config host forbidden", _l("The platform configuration URL is not valid."))
         if ip.is_private and not ip.is_loopback and not allow_private:
@@ -100,8 +105,11 @@ def _read_json(response: requests.Response, what: str) -> Any:
 
 
 def _same_host(a: str, b: str) -> bool:
-    pa, pb = urlsplit(a), urlsplit(b)
-    return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
+    try:
+        pa, pb = urlsplit(a), urlsplit(b)
+        return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
+    except ValueError:  # a malformed port
+        return False
 
 
 def fetch_platform_configuration(
@@ -125,7 +133,13 @@ def fetch_platform_configuration(
             log_detail=f"openid-configuration answered {response.status_code}",
         )
     document = _read_json(response, "openid-configuration")
-    return parse_platform_configuration(document, url)
+    platform = parse_platform_configuration(document, url)
+    # The endpoints the tool itself calls are the document's word, not the LMS admin's: they
+    # pass the same check as its URL, or any site could point us at a metadata service.
+    for endpoint in (platform.registration_endpoint, platform.jwks_uri, platform.token_endpoint):
+        if endpoint is not None:
+            _check_fetchable(endpoint, allow_private=allow_private)
+    return platform
 
 
 def _url_field(document: dict[str, Any], name: str, *, required: bool = True) -> str | None:

@@ -7,7 +7,7 @@ from typing import Any
 from pylti1p3.actions import Action
 from pylti1p3.deployment import Deployment as LtiDeployment
 from pylti1p3.registration import Registration as LtiRegistration
-from pylti1p3.tool_config import ToolConfAbstract
+from pylti1p3.tool_config.abstract import ToolConfAbstract
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,7 +15,7 @@ from lti_tool.lti.keys import signing_key
 from lti_tool.lti.models import Deployment, Platform
 
 
-class DbToolConf(ToolConfAbstract):  # type: ignore[misc]
+class DbToolConf(ToolConfAbstract):  # type: ignore[type-arg]
     """Registrations live in the DB; an issuer may have many client_ids."""
 
     def __init__(self, session: Session, secret_key: str) -> None:
@@ -37,7 +37,7 @@ class DbToolConf(ToolConfAbstract):  # type: ignore[misc]
     def find_registration_by_issuer(self, iss: str, *args: Any, **kwargs: Any) -> LtiRegistration:
         raise NotImplementedError("every issuer may have several client_ids; use params")
 
-    def find_registration_by_params(
+    def find_registration_by_params(  # type: ignore[override]
         self, iss: str, client_id: str, *args: Any, **kwargs: Any
     ) -> LtiRegistration | None:
         platform = self.find_platform(iss, client_id)

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import logging
 
-from flask import Blueprint, Response, jsonify, redirect, render_template, request
+from flask import Blueprint, Response, g, jsonify, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -26,6 +26,7 @@ from lti_tool.lti.registration import (
 from lti_tool.lti.toolconf import DbToolConf
 from lti_tool.web.context import start_session
 from lti_tool.web.i18n import normalize_locale
+from lti_tool.web.security import origin_of
 from lti_tool.web.session import set_tool_cookie
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,11 @@ def _registration_params() -> tuple[str, str]:
     source = request.form if request.method == "POST" else request.args
     config_url = source.get("openid_configuration", "")
     token = source.get("registration_token", "")
+    # Moodle opens these pages in an iframe before the platform is registered: let the
+    # platform's origin frame them (its issuer must be on this host; checked when parsed).
+    origin = origin_of(config_url)
+    if origin:
+        g.extra_frame_origins = (origin,)
     if not config_url or len(config_url) > 2048 or len(token) > 4096:
         raise LtiRefused(
             "registration without openid_configuration",
@@ -127,14 +133,17 @@ def register_start() -> ResponseReturnValue:
     config_url, token = _registration_params()
     platform_config = fetch_platform_configuration(config_url, timeout=runtime.config().http_timeout)
     signed = _registration_signer().dumps(_registration_fingerprint(config_url, token))
-    return render_template(
-        "lti/register_confirm.html",
-        platform=platform_config,
-        config_url=config_url,
-        registration_token=token,
-        signed=signed,
-        urls=tool_urls(),
+    response = Response(
+        render_template(
+            "lti/register_confirm.html",
+            platform=platform_config,
+            config_url=config_url,
+            registration_token=token,
+            signed=signed,
+            urls=tool_urls(),
+        )
     )
+    return response
 
 
 @bp.post("/register")

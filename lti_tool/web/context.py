@@ -6,12 +6,13 @@ import functools
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar, cast
 
-from flask import Flask, Response, current_app, g, redirect, request, url_for
+from flask import Flask, current_app, g, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import RequestRedirect
+from werkzeug.wrappers import Response
 
 from lti_tool import runtime
 from lti_tool.errors import Forbidden, NotAuthenticated
@@ -34,6 +35,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Endpoints whose URLs never carry the session token.
 _TOKENLESS_PREFIXES = ("static", "lti.", "demo.", "web.")
+# Set on the second hop of "open in a new window": the binding cookie was set on the first.
+WINDOW_CHECK_PARAM = "cookie_check"
 
 
 def current_session() -> ToolSession | None:
@@ -50,6 +53,18 @@ def session_token() -> str | None:
         token = runtime.session_codec().dumps(tool_session)
         g._fresh_token = token
     return cast(str, token)
+
+
+def window_token() -> str | None:
+    """The token for "open in a new window": this session, unbound. A new top-level window is
+    another cookie partition than the LMS's iframe (CHIPS; Firefox's Total Cookie Protection),
+    so the binding cookie the frame kept never reaches it and a bound token would dead-end
+    there. Unbound, it lives as briefly as any token of a browser that refuses our cookies;
+    the window then binds the session to a first-party cookie (`rebind_to_window`)."""
+    tool_session = current_session()
+    if tool_session is None or tool_session.binding is None:
+        return session_token()
+    return runtime.session_codec().dumps(replace(tool_session, binding=None))
 
 
 def csrf_token() -> str:
@@ -92,6 +107,7 @@ def init_session_handling(app: Flask) -> None:
         return {
             "tool_session": current_session(),
             "session_token": session_token,
+            "window_token": window_token,
             "csrf_token": csrf_token,
             "CSRF_FIELD": CSRF_FIELD,
             "TOKEN_PARAM": TOKEN_PARAM,
@@ -178,19 +194,27 @@ def start_session(
     replace_session(tool_session)
     response = redirect(url_for(landing_endpoint), code=303)
     if binding is not None:
-        set_tool_cookie(
-            response, request, BINDING_COOKIE, binding, runtime.config().session_ttl
-        )
+        set_tool_cookie(response, request, BINDING_COOKIE, binding, runtime.config().session_ttl)
     return response
 
 
 def rebind_to_window(tool_session: ToolSession, landing_endpoint: str) -> Response:
-    """Continue a session in a new top-level window, where first-party cookies work."""
-    binding = request.cookies.get(BINDING_COOKIE) or new_binding()
-    moved = ToolSession(**{**tool_session.__dict__, "binding": binding_hash(binding)})
-    replace_session(moved)
+    """Continue a session in a new top-level window, bound to a first-party cookie where the
+    browser keeps one. Without one yet, set it and come back (`WINDOW_CHECK_PARAM`): a browser
+    that refused it continues unbound, as in the frame, instead of dead-ending."""
+    ttl = runtime.config().session_ttl
+    binding = request.cookies.get(BINDING_COOKIE)
+    if binding is None and not request.args.get(WINDOW_CHECK_PARAM):
+        endpoint = request.endpoint
+        assert endpoint is not None  # called from a view
+        check: dict[str, Any] = {WINDOW_CHECK_PARAM: "1"}
+        response = redirect(url_for(endpoint, **check), code=303)
+        set_tool_cookie(response, request, BINDING_COOKIE, new_binding(), ttl)
+        return response
+    replace_session(replace(tool_session, binding=binding_hash(binding) if binding else None))
     response = redirect(url_for(landing_endpoint), code=303)
-    set_tool_cookie(response, request, BINDING_COOKIE, binding, runtime.config().session_ttl)
+    if binding is not None:
+        set_tool_cookie(response, request, BINDING_COOKIE, binding, ttl)
     return response
 
 
@@ -202,7 +226,7 @@ def own_page_url(path: str) -> str | None:
     adapter = current_app.url_map.bind_to_environ(request.environ)
     try:
         endpoint, values = adapter.match(path, method="GET")
-    except (HTTPException, RequestRedirect):
+    except HTTPException:
         return None
     if endpoint.startswith(_TOKENLESS_PREFIXES):
         return None

@@ -8,6 +8,9 @@ from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, request
+from flask_babel import lazy_gettext as _l
+
+from lti_tool.errors import BadRequest
 
 ORIGINS_TTL = 10.0
 
@@ -59,6 +62,17 @@ def content_security_policy(sources: str) -> str:
 
 def init_security_headers(app: Flask, frame_ancestors: FrameAncestors, hsts: bool) -> None:
     @app.before_request
+    def _refuse_nul_bytes() -> None:
+        # No text we accept contains NUL; PostgreSQL would refuse it deep inside a query.
+        for source in (request.args, request.form):
+            for key, value in source.items(multi=True):
+                if "\x00" in key or "\x00" in value:
+                    raise BadRequest(
+                        _l("The request contains characters this tool does not accept."),
+                        log_detail="NUL byte in a parameter",
+                    )
+
+    @app.before_request
     def _sources() -> None:
         # Read before the request opens its own transaction (SQLite has one writer at a time).
         g.csp_sources = frame_ancestors.sources()
@@ -67,8 +81,10 @@ def init_security_headers(app: Flask, frame_ancestors: FrameAncestors, hsts: boo
     def _headers(response: Response) -> Response:
         headers = response.headers
         if "Content-Security-Policy" not in headers:
+            sources = g.get("csp_sources", "'self'")
+            extra = [o for o in g.get("extra_frame_origins", ()) if o not in sources.split()]
             headers["Content-Security-Policy"] = content_security_policy(
-                g.get("csp_sources", "'self'")
+                " ".join([sources, *extra])
             )
         headers.setdefault("X-Content-Type-Options", "nosniff")
         # Session tokens ride in URLs: never send a URL to another site.

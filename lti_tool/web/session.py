@@ -19,13 +19,14 @@ import secrets
 import time
 from dataclasses import dataclass, replace
 
-from flask import Request, Response
+from flask import Request
+from werkzeug.wrappers import Response
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from lti_tool.lti.roles import Role, decode_roles, encode_roles, has_staff_rights
 
-TOKEN_PARAM = "ts"
-TOKEN_HEADER = "X-Tsunagu-Session"
+TOKEN_PARAM = "ts"  # noqa: S105 - a parameter name, not a secret
+TOKEN_HEADER = "X-Tsunagu-Session"  # noqa: S105
 BINDING_COOKIE = "tsunagu_bind"
 CSRF_FIELD = "csrf_token"
 
@@ -126,7 +127,11 @@ class SessionCodec:
         return hmac.new(self._csrf_key, session.sid.encode(), hashlib.sha256).hexdigest()
 
     def check_csrf(self, session: ToolSession, submitted: str | None) -> bool:
-        return submitted is not None and hmac.compare_digest(self.csrf_token(session), submitted)
+        if submitted is None:
+            return False
+        return hmac.compare_digest(
+            self.csrf_token(session).encode(), submitted.encode("utf-8", "replace")
+        )
 
 
 def binding_hash(cookie_value: str) -> str:
@@ -154,7 +159,9 @@ def cross_site_cookies_possible(request: Request) -> bool:
     return request.is_secure or host in {"localhost", "127.0.0.1", "::1"}
 
 
-def set_tool_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+def set_tool_cookie(
+    response: Response, request: Request, name: str, value: str, max_age: int
+) -> None:
     """Set a cookie the tool needs inside an LMS iframe: `SameSite=None; Secure; Partitioned`
     where the browser takes it, else a first-party `Lax` cookie (used only top-level)."""
     if cross_site_cookies_possible(request):
