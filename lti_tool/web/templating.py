@@ -11,6 +11,9 @@ from flask import Flask
 from flask_babel import format_datetime, get_locale
 from flask_babel import lazy_gettext as _l
 
+from markupsafe import Markup
+
+from lti_tool.catalog.ruby import render_inline
 from lti_tool.lti.roles import Role, decode_roles
 
 ROLE_LABELS = {
@@ -39,9 +42,18 @@ def datetime_local(value: dt.datetime) -> str:
     return str(format_datetime(value, "medium"))
 
 
+def localized(text: Mapping[str, Any] | None) -> Markup:
+    """A stored {"ja", "en"} text in the page's language, ruby rendered."""
+    if not text:
+        return Markup("")
+    locale = str(get_locale() or "ja")
+    return render_inline(str(text.get("ja" if locale == "ja" else "en") or text.get("en") or ""))
+
+
 def init_templating(app: Flask) -> None:
     app.jinja_env.filters.update(
-        role_labels=role_labels, merge_query=merge_query, datetime_local=datetime_local
+        role_labels=role_labels, merge_query=merge_query, datetime_local=datetime_local,
+        localized=localized,
     )
 
     @app.context_processor

@@ -3,8 +3,9 @@
 It is written from the specifications, independently of the tool's code (it imports nothing
 from `lti_tool`): keys and JWKS, OpenID configuration, Dynamic Registration, the OIDC auth
 endpoint that answers with an auto-posting form, signed id_tokens (and forged ones on demand),
-the OAuth2 token endpoint checking the tool's client assertion against the tool's JWKS, and AGS
-and NRPS endpoints that record what they receive.
+the OAuth2 token endpoint checking the tool's client assertion against the tool's JWKS, AGS
+and NRPS endpoints that record what they receive, and a course page that embeds the tool in an
+iframe (`contentframe`) and launches it there, as Moodle does.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
 
 
 def _b64(n: int) -> str:
-    return base64.urlsafe_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+    return (
+        base64.urlsafe_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+    )
 
 
 @dataclass
@@ -44,12 +47,16 @@ class PlatformKey:
 
     @classmethod
     def generate(cls, kid: str | None = None) -> PlatformKey:
-        return cls(kid or uuid.uuid4().hex, rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        return cls(
+            kid or uuid.uuid4().hex, rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        )
 
     @property
     def private_pem(self) -> bytes:
         return self.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
 
     @property
@@ -60,8 +67,14 @@ class PlatformKey:
 
     def jwk(self) -> dict[str, str]:
         numbers = self.private_key.public_key().public_numbers()
-        return {"kty": "RSA", "kid": self.kid, "alg": "RS256", "use": "sig",
-                "n": _b64(numbers.n), "e": _b64(numbers.e)}
+        return {
+            "kty": "RSA",
+            "kid": self.kid,
+            "alg": "RS256",
+            "use": "sig",
+            "n": _b64(numbers.n),
+            "e": _b64(numbers.e),
+        }
 
 
 @dataclass
@@ -114,7 +127,13 @@ class TestLMS:
         self.score_failures: list[int] = []  # statuses to answer the next score posts with
         self.issued_tokens: dict[str, float] = {}
         self.config_overrides: dict[str, Any] = {}
-        self.course = {"id": "course-1", "title": "外国人支援コーディネーター養成研修 2026", "label": "FRSC-2026"}
+        self.course = {
+            "id": "course-1",
+            "title": "外国人支援コーディネーター養成研修 2026",
+            "label": "FRSC-2026",
+        }
+        # People the course page can launch by `sub` (see `course_page_url`).
+        self.users: dict[str, User] = {}
         self.app = self._build_app()
 
     # --- identity ------------------------------------------------------------------------------
@@ -132,8 +151,9 @@ class TestLMS:
         self.keys.append(key)
         return key
 
-    def add_tool(self, tool_base_url: str, *, client_id: str | None = None,
-                 deployment_id: str = "1") -> ToolRegistration:
+    def add_tool(
+        self, tool_base_url: str, *, client_id: str | None = None, deployment_id: str = "1"
+    ) -> ToolRegistration:
         reg = ToolRegistration(
             client_id=client_id or "client-" + secrets.token_hex(4),
             deployment_id=deployment_id,
@@ -145,10 +165,28 @@ class TestLMS:
         self.tools[reg.client_id] = reg
         return reg
 
+    def course_page_url(self, reg: ToolRegistration, user: User, *, locale: str = "ja") -> str:
+        """The course page that shows the tool in an iframe and launches it there as `user`."""
+        self.users[user.sub] = user
+        role = user.roles[0].rsplit("#", 1)[-1] if user.roles else ""
+        return (
+            self.base_url
+            + "/course-page?"
+            + urlencode(
+                {"client_id": reg.client_id, "sub": user.sub, "role": role, "locale": locale}
+            )
+        )
+
     # --- messages ------------------------------------------------------------------------------
 
-    def login_params(self, reg: ToolRegistration, user: User, *, message_hint: str | None = None,
-                     target_link_uri: str | None = None) -> dict[str, str]:
+    def login_params(
+        self,
+        reg: ToolRegistration,
+        user: User,
+        *,
+        message_hint: str | None = None,
+        target_link_uri: str | None = None,
+    ) -> dict[str, str]:
         """What the platform auto-posts to the tool's login initiation URL."""
         self.current_user = user
         return {
@@ -160,10 +198,19 @@ class TestLMS:
             "lti_deployment_id": reg.deployment_id,
         }
 
-    def claims(self, reg: ToolRegistration, user: User, nonce: str, *,
-               message_type: str = "LtiResourceLinkRequest", context: bool = True,
-               resource_link_id: str = "rl-1", locale: str = "ja",
-               with_ags: bool = True, with_nrps: bool = True) -> dict[str, Any]:
+    def claims(
+        self,
+        reg: ToolRegistration,
+        user: User,
+        nonce: str,
+        *,
+        message_type: str = "LtiResourceLinkRequest",
+        context: bool = True,
+        resource_link_id: str = "rl-1",
+        locale: str = "ja",
+        with_ags: bool = True,
+        with_nrps: bool = True,
+    ) -> dict[str, Any]:
         now = int(time.time())
         body: dict[str, Any] = {
             "iss": self.issuer,
@@ -177,10 +224,17 @@ class TestLMS:
             LTI + "deployment_id": reg.deployment_id,
             LTI + "target_link_uri": reg.target_link_uri,
             LTI + "roles": list(user.roles),
-            LTI + "launch_presentation": {"locale": locale, "document_target": "iframe",
-                                          "return_url": self.base_url + "/course"},
-            LTI + "tool_platform": {"guid": "test-lms", "name": self.name, "version": "2024100706",
-                                    "product_family_code": "testlms"},
+            LTI + "launch_presentation": {
+                "locale": locale,
+                "document_target": "iframe",
+                "return_url": self.base_url + "/course",
+            },
+            LTI + "tool_platform": {
+                "guid": "test-lms",
+                "name": self.name,
+                "version": "2024100706",
+                "product_family_code": "testlms",
+            },
             LTI + "custom": {"context_memberships_url": self.base_url + "/nrps/course-1"},
         }
         for claim in ("name", "given_name", "family_name", "email"):
@@ -198,7 +252,8 @@ class TestLMS:
                         "https://purl.imsglobal.org/spec/lti-ags/scope/score",
                     ],
                     "lineitems": self.base_url + "/ags/course-1/lineitems?type_id=1",
-                    "lineitem": self.base_url + f"/ags/course-1/lineitems/{resource_link_id}/lineitem?type_id=1",
+                    "lineitem": self.base_url
+                    + f"/ags/course-1/lineitems/{resource_link_id}/lineitem?type_id=1",
                 }
         if message_type == "LtiDeepLinkingRequest":
             body[DL + "deep_linking_settings"] = {
@@ -209,12 +264,20 @@ class TestLMS:
                 "data": "dl-data-123",
             }
         if with_nrps and context:
-            body[NRPS] = {"context_memberships_url": self.base_url + "/nrps/course-1",
-                          "service_versions": ["2.0"]}
+            body[NRPS] = {
+                "context_memberships_url": self.base_url + "/nrps/course-1",
+                "service_versions": ["2.0"],
+            }
         return body
 
-    def sign(self, body: dict[str, Any], *, key: PlatformKey | None = None,
-             headers: dict[str, Any] | None = None, algorithm: str = "RS256") -> str:
+    def sign(
+        self,
+        body: dict[str, Any],
+        *,
+        key: PlatformKey | None = None,
+        headers: dict[str, Any] | None = None,
+        algorithm: str = "RS256",
+    ) -> str:
         key = key or self.signing_key
         hdr = {"kid": key.kid, **(headers or {})}
         if algorithm == "RS256":
@@ -223,7 +286,7 @@ class TestLMS:
 
     # --- HTTP ----------------------------------------------------------------------------------
 
-    def _build_app(self) -> Flask:  # noqa: C901 - one routing table
+    def _build_app(self) -> Flask:
         app = Flask("test_lms")
 
         @app.get("/jwks")
@@ -252,9 +315,12 @@ class TestLMS:
                 "token_endpoint_auth_methods_supported": ["private_key_jwt"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "https://purl.imsglobal.org/spec/lti-platform-configuration": {
-                    "product_family_code": "testlms", "version": "1.0",
-                    "messages_supported": [{"type": "LtiResourceLinkRequest"},
-                                           {"type": "LtiDeepLinkingRequest"}],
+                    "product_family_code": "testlms",
+                    "version": "1.0",
+                    "messages_supported": [
+                        {"type": "LtiResourceLinkRequest"},
+                        {"type": "LtiDeepLinkingRequest"},
+                    ],
                 },
             }
             document.update(self.config_overrides)
@@ -297,7 +363,9 @@ class TestLMS:
             answer = dict(body)
             answer["client_id"] = reg.client_id
             answer["https://purl.imsglobal.org/spec/lti-tool-configuration"] = {
-                **tool_conf, "deployment_id": reg.deployment_id}
+                **tool_conf,
+                "deployment_id": reg.deployment_id,
+            }
             return jsonify(answer)
 
         @app.get("/auth")
@@ -327,14 +395,20 @@ class TestLMS:
             assert reg is not None and user is not None
             hint = json.loads(args.get("lti_message_hint") or "{}")
             body = self.claims(
-                reg, user, args["nonce"],
+                reg,
+                user,
+                args["nonce"],
                 message_type=hint.get("message_type", "LtiResourceLinkRequest"),
                 resource_link_id=hint.get("resource_link_id", "rl-1"),
                 context=hint.get("context", True),
                 locale=hint.get("locale", "ja"),
             )
-            return Response(self.form_post(args["redirect_uri"], {
-                "id_token": self.sign(body), "state": args["state"]}), content_type="text/html")
+            return Response(
+                self.form_post(
+                    args["redirect_uri"], {"id_token": self.sign(body), "state": args["state"]}
+                ),
+                content_type="text/html",
+            )
 
         @app.post("/token")
         def token() -> Response:
@@ -342,8 +416,11 @@ class TestLMS:
                 return jsonify({"error": "invalid_request"}), 400
             form = request.form
             self.token_requests.append(dict(form))
-            if form.get("grant_type") != "client_credentials" or form.get(
-                "client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            if (
+                form.get("grant_type") != "client_credentials"
+                or form.get("client_assertion_type")
+                != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+            ):
                 return jsonify({"error": "invalid_request"}), 400
             assertion = form.get("client_assertion", "")
             try:
@@ -352,15 +429,27 @@ class TestLMS:
                 keyset = requests.get(reg.jwks_url, timeout=5).json()
                 header = jwt.get_unverified_header(assertion)
                 jwk = next(k for k in keyset["keys"] if k["kid"] == header["kid"])
-                jwt.decode(assertion, jwt.PyJWK(jwk).key, algorithms=["RS256"],
-                           audience=self.base_url + "/token")
-            except Exception as exc:  # noqa: BLE001 - any failure is a refused assertion
+                jwt.decode(
+                    assertion,
+                    jwt.PyJWK(jwk).key,
+                    algorithms=["RS256"],
+                    audience=self.base_url + "/token",
+                )
+            except Exception as exc:
                 return jsonify({"error": "invalid_client", "detail": str(exc)}), 401
-            granted = [s for s in form.get("scope", "").split() if s in reg.scopes or not reg.scopes]
+            granted = [
+                s for s in form.get("scope", "").split() if s in reg.scopes or not reg.scopes
+            ]
             access = secrets.token_urlsafe(16)
             self.issued_tokens[access] = time.time() + 3600
-            return jsonify({"access_token": access, "token_type": "Bearer", "expires_in": 3600,
-                            "scope": " ".join(granted)})
+            return jsonify(
+                {
+                    "access_token": access,
+                    "token_type": "Bearer",
+                    "expires_in": 3600,
+                    "scope": " ".join(granted),
+                }
+            )
 
         def _authorised() -> None:
             auth = request.headers.get("Authorization", "")
@@ -373,11 +462,12 @@ class TestLMS:
             _authorised()
             offset = int(request.args.get("offset", "0"))
             size = self.members_page_size or len(self.members) or 1
-            page = self.members[offset: offset + size]
-            response = jsonify({"id": request.url, "context": {"id": course_id},
-                                "members": page})
+            page = self.members[offset : offset + size]
+            response = jsonify({"id": request.url, "context": {"id": course_id}, "members": page})
             if offset + size < len(self.members):
-                next_url = self.base_url + f"/nrps/{course_id}?" + urlencode({"offset": offset + size})
+                next_url = (
+                    self.base_url + f"/nrps/{course_id}?" + urlencode({"offset": offset + size})
+                )
                 response.headers["Link"] = f'<{next_url}>; rel="next"'
             response.content_type = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
             return response
@@ -387,15 +477,21 @@ class TestLMS:
             _authorised()
             if request.method == "POST":
                 item = request.get_json(force=True)
-                item_id = self.base_url + f"/ags/{course_id}/lineitems/{uuid.uuid4().hex}/lineitem?type_id=1"
+                item_id = (
+                    self.base_url
+                    + f"/ags/{course_id}/lineitems/{uuid.uuid4().hex}/lineitem?type_id=1"
+                )
                 item["id"] = item_id
                 self.lineitems[item_id] = item
                 return jsonify(item), 201
             items = list(self.lineitems.values())
             for key in ("resource_link_id", "resource_id", "tag"):
                 if key in request.args:
-                    camel = {"resource_link_id": "resourceLinkId", "resource_id": "resourceId",
-                             "tag": "tag"}[key]
+                    camel = {
+                        "resource_link_id": "resourceLinkId",
+                        "resource_id": "resourceId",
+                        "tag": "tag",
+                    }[key]
                     items = [i for i in items if i.get(camel) == request.args[key]]
             return jsonify(items)
 
@@ -409,6 +505,72 @@ class TestLMS:
             body = request.get_json(force=True)
             self.scores.append(Score(lineitem=request.base_url, body=body))
             return Response("", status=200)
+
+        def _course_user() -> tuple[ToolRegistration, User, str]:
+            reg = self.tools.get(request.args.get("client_id", ""))
+            sub = request.args.get("sub", "")
+            if reg is None or not sub:
+                abort(404)
+            known = self.users.get(sub)
+            role = request.args.get("role", "")
+            roles = [MEMBERSHIP + role] if role else (known.roles if known else [])
+            user = User(
+                sub=sub,
+                roles=roles,
+                name=known.name if known else None,
+                given_name=known.given_name if known else None,
+                family_name=known.family_name if known else None,
+                email=known.email if known else None,
+            )
+            return reg, user, request.args.get("locale", "ja")
+
+        @app.get("/course-page")
+        def course_page() -> Response:
+            """The course page with the tool embedded (Moodle's "embed, without blocks")."""
+            _reg, _user, locale = _course_user()
+            lang = "ja" if locale.startswith("ja") else "en"
+            frame_src = "/launch-frame?" + urlencode(request.args)
+            page = (
+                f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+                f"<title>{html.escape(self.course['title'])}: Tsunagu</title>"
+                "<style>body{margin:0;font-family:sans-serif}header{padding:.5rem 1rem;"
+                "background:#333;color:#fff}main{padding:1rem}"
+                "iframe{width:100%;height:600px;border:1px solid #999}</style></head><body>"
+                f"<header><p>{html.escape(self.name)}</p></header>"
+                f'<main id="region-main"><h1>{html.escape(self.course["title"])}</h1>'
+                f'<iframe id="contentframe" name="contentframe" title="Tsunagu" '
+                f'src="{html.escape(frame_src)}"></iframe></main></body></html>'
+            )
+            return Response(page, content_type="text/html; charset=utf-8")
+
+        @app.get("/launch-frame")
+        def launch_frame() -> Response:
+            """Inside the frame: the LMS's launch page auto-posts the login initiation."""
+            reg, user, locale = _course_user()
+            params = self.login_params(
+                reg, user, message_hint=json.dumps({"launch": uuid.uuid4().hex, "locale": locale})
+            )
+            return Response(
+                self.form_post(reg.login_url, params), content_type="text/html; charset=utf-8"
+            )
+
+        @app.get("/favicon.ico")
+        def favicon() -> Response:
+            return Response("", status=204)
+
+        @app.get("/cookie-probe")
+        def cookie_probe() -> Response:
+            """Whether this browser keeps an unpartitioned third-party cookie: framed from another
+            site, the first load sets `probe` (`SameSite=None; Secure`), a reload reports whether it
+            came back, in the page (`#probe`) and as a JSON-ish text."""
+            kept = request.cookies.get("probe") == "1"
+            response = Response(
+                '<!doctype html><html lang="en"><head><title>probe</title></head><body>'
+                f'<p id="probe">{"kept" if kept else "absent"}</p></body></html>',
+                content_type="text/html; charset=utf-8",
+            )
+            response.set_cookie("probe", "1", secure=True, samesite="None", httponly=True)
+            return response
 
         @app.get("/deep-link-return")
         def deep_link_return() -> Response:
@@ -428,10 +590,12 @@ class TestLMS:
             f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
             for k, v in fields.items()
         )
-        return (f'<!doctype html><html lang="en"><head><title>Launching</title></head><body>'
-                f'<form id="f" method="post" action="{html.escape(action)}">{inputs}'
-                f'<noscript><button type="submit">Continue</button></noscript></form>'
-                f'<script>document.getElementById("f").submit()</script></body></html>')
+        return (
+            f'<!doctype html><html lang="en"><head><title>Launching</title></head><body>'
+            f'<form id="f" method="post" action="{html.escape(action)}">{inputs}'
+            f'<noscript><button type="submit">Continue</button></noscript></form>'
+            f'<script>document.getElementById("f").submit()</script></body></html>'
+        )
 
 
 def parse_form(page: str) -> tuple[str, dict[str, str]]:
