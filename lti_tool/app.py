@@ -81,17 +81,21 @@ def create_app(config: Config | None = None) -> Flask:
     from lti_tool.catalog.loader import load_catalog
     from lti_tool.modules.views import bp as modules_bp
     from lti_tool.modules.linking import module_items
+    from lti_tool.quiz.linking import quiz_items
+    from lti_tool.quiz.views import bp as quiz_bp
 
     # Invalid content stops the app here, with every problem and its file and line.
     catalog = load_catalog(config.content_dir)
     app.extensions["tsunagu.catalog"] = catalog
     links = LinkRegistry()
     links.add_provider(lambda: module_items(catalog))
+    links.add_provider(lambda: quiz_items(catalog))
     app.extensions["tsunagu.links"] = links
     app.extensions["tsunagu.launch_handler"] = handle_launch
     delivery.init_app(app)
     roster.init_app(app)
-    for blueprint in (web_bp, lti_bp, home_bp, linking_bp, grading_bp, modules_bp):
+    for blueprint in (web_bp, lti_bp, home_bp, linking_bp, grading_bp, modules_bp,
+                      quiz_bp):
         app.register_blueprint(blueprint)
     if config.demo:
         from lti_tool.demo.views import bp as demo_bp

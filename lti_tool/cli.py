@@ -335,7 +335,8 @@ def content_check(root: Path | None) -> None:
         raise click.ClickException(f"{len(exc.problems)} problems in {folder}") from None
     units = sum(len(m.units) for m in catalog.modules)
     click.echo(f"content ok: {len(catalog.modules)} modules, {units} units, "
-               f"{len(catalog.sources)} sources, {len(catalog.glossary)} glossary terms")
+               f"{len(catalog.questions)} test questions, {len(catalog.sources)} sources, "
+               f"{len(catalog.glossary)} glossary terms")
 
 
 @content.command("furigana")

@@ -6,7 +6,9 @@ from lti_tool.identity import models as identity_models
 from lti_tool.linking import models as linking_models
 from lti_tool.lti import models as lti_models
 from lti_tool.modules import models as modules_models
+from lti_tool.quiz import models as quiz_models
 
 __all__ = [
     "Base", "grading_models", "identity_models", "linking_models", "lti_models", "modules_models",
+    "quiz_models",
 ]

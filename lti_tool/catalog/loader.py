@@ -6,6 +6,7 @@ Layout:
     content/modules/<A..E>/module.yaml   id, order, title, description, objectives, units (ordered ids)
     content/modules/<A..E>/<unit-id>.md  YAML front matter, then `::: ja`, `::: ja-easy`, `::: en`
                                          sections of Markdown, each closed by `:::`
+    content/quiz/*.yaml                  the completion test's question bank (catalog.quizbank)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from lti_tool.catalog.model import (
     TextList,
     Unit,
 )
+from lti_tool.catalog.quizbank import Question, load_questions
 from lti_tool.catalog.ruby import check_ruby
 from lti_tool.catalog.yamlsource import LineDict, LineList, YamlProblem, load_yaml
 
@@ -475,6 +477,21 @@ def _load_module(
     )
 
 
+def _load_bank(reporter: _Reporter, root: Path, sources: dict[str, Source]) -> dict[str, Question]:
+    folder = root / "quiz"
+    if not folder.is_dir():
+        return {}
+    questions: dict[str, Question] = {}
+    seen: set[str] = set()
+    for path in sorted(folder.glob("*.yaml")):
+        data = _yaml_file(reporter, path)
+        if data is None:
+            continue
+        for question in load_questions(_File(reporter, path), data, path, sources, seen):
+            questions[question.id] = question
+    return questions
+
+
 def load_glossary(root: Path) -> tuple[GlossaryEntry, ...]:
     """Only the glossary (for authoring tools), or ContentInvalid naming its problems."""
     reporter = _Reporter(root)
@@ -491,6 +508,7 @@ def load_catalog(root: Path) -> Catalog:
         raise ContentInvalid([ContentProblem(str(root), 1, "content folder not found")])
     sources = _load_sources(reporter, root)
     glossary = _load_glossary(reporter, root)
+    questions = _load_bank(reporter, root, sources)
     modules: list[Module] = []
     seen_units: set[str] = set()
     modules_dir = root / "modules"
@@ -515,4 +533,5 @@ def load_catalog(root: Path) -> Catalog:
         units=MappingProxyType(units),
         sources=MappingProxyType(sources),
         glossary=glossary,
+        questions=MappingProxyType(questions),
     )

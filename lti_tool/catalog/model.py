@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from markupsafe import Markup
 
@@ -123,6 +124,8 @@ class Catalog:
     units: Mapping[str, Unit]
     sources: Mapping[str, Source]
     glossary: tuple[GlossaryEntry, ...]
+    # The completion test's question bank by id (catalog.quizbank.Question).
+    questions: Mapping[str, Any] = field(default_factory=dict)
 
     def module(self, module_id: str) -> Module | None:
         return next((m for m in self.modules if m.id == module_id), None)

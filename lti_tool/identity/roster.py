@@ -96,7 +96,9 @@ def _apply(session, course_id: int, platform_id: int, members: list[RosterMember
         if member.active != entry.active:
             member.active = entry.active
         seen.add(person.id)
-    gone = [pid for pid in existing if pid not in seen]
+    # An empty roster says more about the platform (privacy settings, a fault) than about the
+    # course: never let it mark everyone as gone.
+    gone = [pid for pid in existing if pid not in seen] if members else []
     if gone:
         session.execute(
             update(Member)

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 def handle_launch(session: Session, launch: Launch) -> Response:
     record = identity.record_launch(session, launch)
     deep_link_id = None
+    values: dict[str, str] = {}
     if launch.is_deep_linking:
         if not record.is_staff:
             raise Forbidden(_l("Only instructors can choose what an activity shows."))
@@ -35,7 +36,10 @@ def handle_launch(session: Session, launch: Launch) -> Response:
     elif linking.resolve_placement(session, record.resource_link, launch) is not None:
         landing = "linking.open"
     else:
-        landing = "linking.setup" if record.is_staff else "linking.pending"
+        # Instructors choose once; trainees land on their course page, told the activity waits.
+        landing = "linking.setup" if record.is_staff else "home.course"
+        if not record.is_staff:
+            values["activity"] = "pending"
     if record.is_staff and launch.memberships_url:
         roster.schedule_refresh(record.course.id)
     log.info(
@@ -53,6 +57,7 @@ def handle_launch(session: Session, launch: Launch) -> Response:
         locale=record.person.locale or normalize_locale(launch.locale) or "ja",
         cookies_work=launch.cookies_work,
         landing_endpoint=landing,
+        landing_values=values,
         deep_link_id=deep_link_id,
     )
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 from flask_babel import LazyString
+from sqlalchemy.orm import Session
 
 from lti_tool.catalog.model import Text
 from lti_tool.grading.services import Gradable
@@ -36,6 +37,8 @@ class LinkableItem:
     endpoint_values: Mapping[str, str] = field(default_factory=dict)
     gradable: Gradable | None = None
     options: tuple[ItemOption, ...] = ()
+    # Called when an instructor places the item in a course, with the options chosen.
+    on_placed: Callable[[Session, int, dict[str, int]], None] | None = None
 
 
 Provider = Callable[[], Iterable[LinkableItem]]

@@ -119,6 +119,13 @@ class Chosen:
     options: dict[str, int]
 
 
+def place(session: Session, course_id: int, member_id: int | None, choice: Chosen) -> Placement:
+    placement = create_placement(session, course_id, member_id, choice.item.key, choice.options)
+    if choice.item.on_placed is not None:
+        choice.item.on_placed(session, course_id, choice.options)
+    return placement
+
+
 @dataclass(frozen=True)
 class DeepLinkAnswer:
     return_url: str
@@ -146,9 +153,7 @@ def answer_deep_link(
     assert platform is not None
     items = []
     for choice in chosen:
-        placement = create_placement(
-            session, request.course_id, request.member_id, choice.item.key, choice.options
-        )
+        placement = place(session, request.course_id, request.member_id, choice)
         title = choice.item.title.plain(locale)
         gradable = choice.item.gradable
         items.append(LinkItem(

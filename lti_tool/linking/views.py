@@ -90,9 +90,7 @@ def setup_submit() -> ResponseReturnValue:
     chosen = _chosen_items(single=True)
     if not chosen:
         raise BadRequest(_l("Choose one item."))
-    placement = services.create_placement(
-        session, ts.course_id, ts.member_id, chosen[0].item.key, chosen[0].options
-    )
+    placement = services.place(session, ts.course_id, ts.member_id, chosen[0])
     services.bind(session, link, placement)
     return redirect(url_for("linking.open"), code=303)
 
@@ -100,7 +98,7 @@ def setup_submit() -> ResponseReturnValue:
 @bp.get("/link/pending")
 @requires_session
 def pending() -> ResponseReturnValue:
-    return render_template("linking/pending.html")
+    return redirect(url_for("home.course", activity="pending"), code=303)
 
 
 @bp.get("/open")

@@ -5,18 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+from collections.abc import Callable
 
-from flask import Blueprint, Response, g, jsonify, redirect, render_template, request
+from flask import Blueprint, Response, current_app, g, jsonify, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response as BaseResponse
 
 from lti_tool import runtime
 from lti_tool.db import get_session
-from lti_tool.identity import services as identity
 from lti_tool.lti import keys
 from lti_tool.lti.errors import LtiRefused
-from lti_tool.lti.launch import validate_launch
+from lti_tool.lti.launch import Launch, validate_launch
 from lti_tool.lti.login import start_login, state_cookie_name
 from lti_tool.lti.registration import (
     ToolUrls,
@@ -24,14 +26,15 @@ from lti_tool.lti.registration import (
     register_with_platform,
 )
 from lti_tool.lti.toolconf import DbToolConf
-from lti_tool.web.context import start_session
-from lti_tool.web.i18n import normalize_locale
 from lti_tool.web.security import origin_of
 from lti_tool.web.session import set_tool_cookie
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("lti", __name__, url_prefix="/lti", template_folder="templates")
+
+# Registered by the app factory: turns a validated launch into the response (domain code).
+LaunchHandler = Callable[[Session, Launch], BaseResponse]
 
 
 def tool_urls() -> ToolUrls:
@@ -73,24 +76,9 @@ def launch() -> ResponseReturnValue:
         iat_window=dt.timedelta(seconds=cfg.login_state_ttl),
         leeway=cfg.iat_leeway,
     )
-    record = identity.record_launch(session, validated)
-    locale = record.person.locale or normalize_locale(validated.locale) or "ja"
-    log.info(
-        "launch accepted platform=%s course=%s member=%s type=%s cookies=%s",
-        validated.platform_id, record.course.id, record.member.id,
-        validated.message_type, validated.cookies_work,
-    )
-    return start_session(
-        member_id=record.member.id,
-        course_id=record.course.id,
-        person_id=record.person.id,
-        platform_id=validated.platform_id,
-        resource_link_pk=record.resource_link.id if record.resource_link else None,
-        roles=record.roles,
-        locale=locale,
-        cookies_work=validated.cookies_work,
-        landing_endpoint="home.overview" if record.is_staff else "home.course",
-    )
+    # What the launch opens (a picker, an item, a setup page) is the domain's business.
+    handler: LaunchHandler = current_app.extensions["tsunagu.launch_handler"]
+    return handler(session, validated)
 
 
 @bp.get("/jwks")

@@ -172,6 +172,7 @@ def start_session(
     locale: str,
     cookies_work: bool,
     landing_endpoint: str,
+    landing_values: dict[str, str] | None = None,
     deep_link_id: int | None = None,
 ) -> Response:
     """Answer a valid launch: a 303 to the landing page with the new session's token, and the
@@ -192,7 +193,7 @@ def start_session(
         deep_link_id=deep_link_id,
     )
     replace_session(tool_session)
-    response = redirect(url_for(landing_endpoint), code=303)
+    response = redirect(url_for(landing_endpoint, **(landing_values or {})), code=303)
     if binding is not None:
         set_tool_cookie(response, request, BINDING_COOKIE, binding, runtime.config().session_ttl)
     return response
