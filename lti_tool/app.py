@@ -7,6 +7,7 @@ from flask_babel import Babel
 from sqlalchemy import select
 
 from lti_tool import __version__
+from lti_tool.after_response import AfterResponse
 from lti_tool.config import Config
 from lti_tool.db import Database
 from lti_tool.lti.models import Platform, PlatformStatus
@@ -91,6 +92,7 @@ def create_app(config: Config | None = None) -> Flask:
     links.add_provider(lambda: module_items(catalog))
     links.add_provider(lambda: quiz_items(catalog))
     app.extensions["tsunagu.links"] = links
+    app.extensions["tsunagu.after_response"] = AfterResponse()
     app.extensions["tsunagu.launch_handler"] = handle_launch
     delivery.init_app(app)
     roster.init_app(app)

@@ -6,6 +6,7 @@ The convention of DenDen Markdown and Moodle's ruby filter. Pages render
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -72,6 +73,7 @@ def _stray_braces(segment: str, offset: int) -> list[RubyProblem]:
     return problems
 
 
+@functools.lru_cache(maxsize=8192)
 def render_inline(text: str) -> Markup:
     """Plain text with ruby markup (a title, an objective) as safe HTML."""
     out: list[str] = []

@@ -22,6 +22,7 @@ from flask import Flask, Response, g
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import joinedload
 
+from lti_tool.after_response import AfterResponse
 from lti_tool.config import Config
 from lti_tool.db import Database, utcnow
 from lti_tool.grading.models import GradeItem, GradeOutbox, OutboxStatus
@@ -264,18 +265,16 @@ def init_app(app: Flask) -> None:
     response is on its way (a failure here only leaves them for the worker)."""
     db: Database = app.extensions["tsunagu.db"]
     config: Config = app.extensions["tsunagu.config"]
+    after: AfterResponse = app.extensions["tsunagu.after_response"]
 
     @app.after_request
     def _schedule(response: Response) -> Response:
         ids = g.pop("grades_to_deliver", None)
         if ids and response.status_code < 400:
-            def _deliver() -> None:
-                try:
-                    deliver(db, config, limit=len(ids), ids=ids)
-                except Exception:
-                    log.exception("inline grade delivery failed; the worker will retry")
-
-            response.call_on_close(_deliver)
+            # A failure here only leaves the rows for the worker (`lti-tool grades deliver`).
+            after.schedule(
+                response, lambda: deliver(db, config, limit=len(ids), ids=ids), "grade delivery"
+            )
         return response
 
 

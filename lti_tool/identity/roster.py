@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from flask import Flask, Response, g, has_request_context
 from sqlalchemy import select, update
 
+from lti_tool.after_response import AfterResponse
 from lti_tool.config import Config
 from lti_tool.db import Database, utcnow
 from lti_tool.identity.models import Course, Member, MemberSource, Person
@@ -113,6 +114,7 @@ def _apply(session, course_id: int, platform_id: int, members: list[RosterMember
 def init_app(app: Flask) -> None:
     db: Database = app.extensions["tsunagu.db"]
     config: Config = app.extensions["tsunagu.config"]
+    after: AfterResponse = app.extensions["tsunagu.after_response"]
 
     @app.after_request
     def _schedule(response: Response) -> Response:
@@ -120,10 +122,7 @@ def init_app(app: Flask) -> None:
         if course_ids and response.status_code < 400:
             def _sync() -> None:
                 for course_id in course_ids:
-                    try:
-                        sync_course(db, config, course_id)
-                    except Exception:
-                        log.exception("roster sync crashed course=%s", course_id)
+                    sync_course(db, config, course_id)
 
-            response.call_on_close(_sync)
+            after.schedule(response, _sync, "roster sync")
         return response

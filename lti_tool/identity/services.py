@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -18,16 +18,14 @@ from lti_tool.lti.roles import Role, decode_roles, encode_roles, has_staff_right
 
 @dataclass(frozen=True)
 class LaunchRecord:
-    """What a launch resolved to in our tables."""
+    """What a launch resolved to in our tables: ids and the little the landing needs."""
 
-    member: Member
-    course: Course
-    person: Person
-    resource_link: ResourceLink | None
-
-    @property
-    def roles(self) -> frozenset[Role]:
-        return decode_roles(self.member.roles)
+    member_id: int
+    course_id: int
+    person_id: int
+    person_locale: str | None
+    resource_link_pk: int | None
+    roles: frozenset[Role]
 
     @property
     def is_staff(self) -> bool:
@@ -62,45 +60,123 @@ def _update(row: object, **values: object) -> None:
             setattr(row, name, value)
 
 
+def _context_key(launch: Launch) -> str:
+    if launch.context is not None:
+        return launch.context.id
+    # No context claim: scope everything to the resource link (or, failing that, the user).
+    return "resource-link:" + (launch.resource_link_id or "user:" + launch.sub)
+
+
+def _names(launch: Launch) -> dict[str, str]:
+    # Names and email are optional; a launch that withholds them keeps what we had.
+    given = {"name": launch.name, "given_name": launch.given_name,
+             "family_name": launch.family_name, "email": launch.email}
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def _course_values(launch: Launch) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if launch.context is not None:
+        values.update(context_id=launch.context.id, title=launch.context.title[:500],
+                      label=launch.context.label[:255])
+    if launch.memberships_url:
+        values["memberships_url"] = launch.memberships_url
+    return values
+
+
+def _link_values(launch: Launch) -> dict[str, str | None]:
+    values: dict[str, str | None] = {"title": launch.resource_link_title[:500]}
+    if launch.ags is not None:
+        values.update(lineitems_url=launch.ags.lineitems, lineitem_url=launch.ags.lineitem,
+                      ags_scopes=" ".join(launch.ags.scopes)[:1000])
+    return values
+
+
+def _changed(row: Any, prefix: str, wanted: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in wanted.items() if getattr(row, prefix + key) != value}
+
+
+def _refresh_known(session: Session, launch: Launch, context_key: str) -> LaunchRecord | None:
+    """A returning member, read in one query and refreshed with plain UPDATEs of only what
+    changed (the common case of a launch); None sends the caller down the general path."""
+    columns = [
+        Member.id.label("member_id"), Member.roles.label("m_roles"), Member.active.label("m_active"),
+        Member.source.label("m_source"),
+        Course.id.label("course_id"), Course.context_id.label("c_context_id"),
+        Course.title.label("c_title"), Course.label.label("c_label"),
+        Course.memberships_url.label("c_memberships_url"),
+        Person.id.label("person_id"), Person.locale.label("p_locale"),
+        Person.name.label("p_name"), Person.given_name.label("p_given_name"),
+        Person.family_name.label("p_family_name"), Person.email.label("p_email"),
+    ]
+    query = (
+        select(*columns)
+        .join(Course, Member.course_id == Course.id)
+        .join(Person, Member.person_id == Person.id)
+        .where(
+            Course.deployment_id == launch.deployment_pk,
+            Course.context_key == context_key,
+            Person.platform_id == launch.platform_id,
+            Person.sub == launch.sub,
+        )
+    )
+    if launch.resource_link_id is not None:
+        query = query.add_columns(
+            ResourceLink.id.label("link_pk"), ResourceLink.title.label("l_title"),
+            ResourceLink.lineitems_url.label("l_lineitems_url"),
+            ResourceLink.lineitem_url.label("l_lineitem_url"),
+            ResourceLink.ags_scopes.label("l_ags_scopes"),
+        ).join(
+            ResourceLink,
+            and_(ResourceLink.course_id == Course.id,
+                 ResourceLink.resource_link_id == launch.resource_link_id),
+        )
+    row = session.execute(query).first()
+    if row is None:
+        return None
+    if launch.context is None and not row.c_title:
+        course_values: dict[str, Any] = {"title": launch.resource_link_title[:500]}
+    else:
+        course_values = _changed(row, "c_", _course_values(launch))
+    if course_values:
+        session.execute(update(Course).where(Course.id == row.course_id).values(**course_values))
+    person_values = _changed(row, "p_", _names(launch))
+    if person_values:
+        session.execute(update(Person).where(Person.id == row.person_id).values(**person_values))
+    roles = encode_roles(launch.roles)
+    session.execute(
+        update(Member).where(Member.id == row.member_id)
+        .values(roles=roles, active=True, source=MemberSource.LAUNCH, last_launch_at=utcnow())
+    )
+    link_pk = None
+    if launch.resource_link_id is not None:
+        link_pk = row.link_pk
+        link_values = _changed(row, "l_", _link_values(launch))
+        if link_values:
+            session.execute(
+                update(ResourceLink).where(ResourceLink.id == link_pk).values(**link_values)
+            )
+    return LaunchRecord(
+        member_id=row.member_id, course_id=row.course_id, person_id=row.person_id,
+        person_locale=row.p_locale, resource_link_pk=link_pk, roles=decode_roles(roles),
+    )
+
+
 def record_launch(session: Session, launch: Launch) -> LaunchRecord:
     """Create or refresh the course, person, member and resource link of a launch."""
-    if launch.context is not None:
-        context_key = launch.context.id
-    else:
-        # No context claim: scope everything to the resource link (or, failing that, the user).
-        context_key = "resource-link:" + (launch.resource_link_id or "user:" + launch.sub)
+    context_key = _context_key(launch)
+    known = _refresh_known(session, launch, context_key)
+    if known is not None:
+        return known
     course, _ = _get_or_create(
         session, Course, {"deployment_id": launch.deployment_pk, "context_key": context_key}
     )
-    if launch.context is not None:
-        _update(
-            course,
-            context_id=launch.context.id,
-            title=launch.context.title[:500],
-            label=launch.context.label[:255],
-        )
-    elif not course.title:
+    _update(course, **_course_values(launch))
+    if launch.context is None and not course.title:
         course.title = launch.resource_link_title[:500]
-    if launch.memberships_url:
-        _update(course, memberships_url=launch.memberships_url)
-
     person, _ = _get_or_create(session, Person, {"platform_id": launch.platform_id, "sub": launch.sub})
-    # Names and email are optional; a launch that withholds them keeps what we had.
-    _update(
-        person,
-        **{
-            key: value
-            for key, value in {
-                "name": launch.name,
-                "given_name": launch.given_name,
-                "family_name": launch.family_name,
-                "email": launch.email,
-            }.items()
-            if value is not None
-        },
-    )
-
-    member, created = _get_or_create(session, Member, {"course_id": course.id, "person_id": person.id})
+    _update(person, **_names(launch))
+    member, _ = _get_or_create(session, Member, {"course_id": course.id, "person_id": person.id})
     now = utcnow()
     _update(
         member, roles=encode_roles(launch.roles), source=MemberSource.LAUNCH, last_launch_at=now,
@@ -108,22 +184,19 @@ def record_launch(session: Session, launch: Launch) -> LaunchRecord:
     )
     if member.first_launch_at is None:
         member.first_launch_at = now
-
     resource_link = None
     if launch.resource_link_id is not None:
         resource_link, _ = _get_or_create(
-            session, ResourceLink, {"course_id": course.id, "resource_link_id": launch.resource_link_id}
+            session, ResourceLink,
+            {"course_id": course.id, "resource_link_id": launch.resource_link_id},
         )
-        _update(resource_link, title=launch.resource_link_title[:500])
-        if launch.ags is not None:
-            _update(
-                resource_link,
-                lineitems_url=launch.ags.lineitems,
-                lineitem_url=launch.ags.lineitem,
-                ags_scopes=" ".join(launch.ags.scopes)[:1000],
-            )
+        _update(resource_link, **_link_values(launch))
     session.flush()
-    return LaunchRecord(member=member, course=course, person=person, resource_link=resource_link)
+    return LaunchRecord(
+        member_id=member.id, course_id=course.id, person_id=person.id,
+        person_locale=person.locale, resource_link_pk=resource_link.id if resource_link else None,
+        roles=decode_roles(member.roles),
+    )
 
 
 def load_member(session: Session, member_id: int, course_id: int) -> Member:

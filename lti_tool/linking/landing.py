@@ -28,12 +28,13 @@ def handle_launch(session: Session, launch: Launch) -> Response:
         if not record.is_staff:
             raise Forbidden(_l("Only instructors can choose what an activity shows."))
         deep_link_id = linking.open_deep_link_request(
-            session, record.course.id, record.member.id, launch
+            session, record.course_id, record.member_id, launch
         ).id
         landing = "linking.pick"
-    elif record.resource_link is None:
+    elif record.resource_link_pk is None:
         landing = "home.overview" if record.is_staff else "home.course"
-    elif linking.resolve_placement(session, record.resource_link, launch) is not None:
+    elif linking.resolve_placement(session, record.course_id, record.resource_link_pk,
+                                   launch) is not None:
         landing = "linking.open"
     else:
         # Instructors choose once; trainees land on their course page, told the activity waits.
@@ -41,20 +42,20 @@ def handle_launch(session: Session, launch: Launch) -> Response:
         if not record.is_staff:
             values["activity"] = "pending"
     if record.is_staff and launch.memberships_url:
-        roster.schedule_refresh(record.course.id)
+        roster.schedule_refresh(record.course_id)
     log.info(
         "launch accepted platform=%s course=%s member=%s type=%s cookies=%s landing=%s",
-        launch.platform_id, record.course.id, record.member.id, launch.message_type,
+        launch.platform_id, record.course_id, record.member_id, launch.message_type,
         launch.cookies_work, landing,
     )
     return start_session(
-        member_id=record.member.id,
-        course_id=record.course.id,
-        person_id=record.person.id,
+        member_id=record.member_id,
+        course_id=record.course_id,
+        person_id=record.person_id,
         platform_id=launch.platform_id,
-        resource_link_pk=record.resource_link.id if record.resource_link else None,
+        resource_link_pk=record.resource_link_pk,
         roles=record.roles,
-        locale=record.person.locale or normalize_locale(launch.locale) or "ja",
+        locale=record.person_locale or normalize_locale(launch.locale) or "ja",
         cookies_work=launch.cookies_work,
         landing_endpoint=landing,
         landing_values=values,

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from lti_tool.db import utcnow
 from lti_tool.errors import BadRequest, Conflict, NotFound
-from lti_tool.identity.models import Course, ResourceLink
+from lti_tool.identity.models import Course
 from lti_tool.linking.models import DeepLinkRequest, Placement, ResourceLinkPlacement
 from lti_tool.linking.registry import ItemOption, LinkableItem, LinkRegistry
 from lti_tool.lti.deep_linking import LinkItem, response_jwt
@@ -186,27 +186,30 @@ def _placement_id_of(launch: Launch) -> str | None:
 
 
 def placement_for_link(session: Session, resource_link_pk: int) -> Placement | None:
-    binding = session.get(ResourceLinkPlacement, resource_link_pk)
-    return binding.placement if binding is not None else None
+    return session.scalars(
+        select(Placement)
+        .join(ResourceLinkPlacement, ResourceLinkPlacement.placement_id == Placement.id)
+        .where(ResourceLinkPlacement.resource_link_pk == resource_link_pk)
+    ).first()
 
 
-def bind(session: Session, resource_link: ResourceLink, placement: Placement) -> None:
-    if placement.course_id != resource_link.course_id:
+def bind(session: Session, course_id: int, resource_link_pk: int, placement: Placement) -> None:
+    if placement.course_id != course_id:
         raise NotFound("placement of another course")
-    binding = session.get(ResourceLinkPlacement, resource_link.id)
+    binding = session.get(ResourceLinkPlacement, resource_link_pk)
     if binding is None:
-        session.add(ResourceLinkPlacement(resource_link_pk=resource_link.id, placement_id=placement.id))
+        session.add(ResourceLinkPlacement(resource_link_pk=resource_link_pk, placement_id=placement.id))
     else:
         binding.placement_id = placement.id
     session.flush()
 
 
 def resolve_placement(
-    session: Session, resource_link: ResourceLink, launch: Launch
+    session: Session, course_id: int, resource_link_pk: int, launch: Launch
 ) -> Placement | None:
     """The placement an activity opens: its binding, else the one its launch names. A
     placement from another course of the same platform (a copied course) is copied here."""
-    bound = placement_for_link(session, resource_link.id)
+    bound = placement_for_link(session, resource_link_pk)
     if bound is not None:
         return bound
     public_id = _placement_id_of(launch)
@@ -215,16 +218,14 @@ def resolve_placement(
     found = session.scalars(select(Placement).where(Placement.public_id == public_id)).first()
     if found is None:
         return None
-    if found.course_id != resource_link.course_id:
+    if found.course_id != course_id:
         source_platform = session.scalar(
             select(Deployment.platform_id).join(Course).where(Course.id == found.course_id)
         )
         if source_platform != launch.platform_id:
             return None
-        found = create_placement(
-            session, resource_link.course_id, None, found.item_key, dict(found.options)
-        )
-    bind(session, resource_link, found)
+        found = create_placement(session, course_id, None, found.item_key, dict(found.options))
+    bind(session, course_id, resource_link_pk, found)
     return found
 
 

@@ -91,7 +91,7 @@ def setup_submit() -> ResponseReturnValue:
     if not chosen:
         raise BadRequest(_l("Choose one item."))
     placement = services.place(session, ts.course_id, ts.member_id, chosen[0])
-    services.bind(session, link, placement)
+    services.bind(session, link.course_id, link.id, placement)
     return redirect(url_for("linking.open"), code=303)
 
 

@@ -141,7 +141,7 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
         self._key_cache = key_cache
         self._iat_window = iat_window
         self._leeway = leeway
-        self.login_state: LoginState | None = None
+        self.login_state: Any = None
         self.platform: Platform | None = None
         self.deployment: Deployment | None = None
         self.cookies_work = False
@@ -156,7 +156,10 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
         state = self._get_request_param("state")
         if not state or len(state) > 64:
             raise LtiRefused("missing state", _l("The launch has no login state."))
-        row = self._db.get(LoginState, state)
+        row = self._db.execute(
+            select(LoginState.state, LoginState.nonce, LoginState.platform_id, LoginState.expires_at)
+            .where(LoginState.state == state)
+        ).first()
         if row is None or row.expires_at <= utcnow():
             raise LtiRefused(
                 "state not found or expired",
@@ -221,7 +224,10 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
         # The login chose the registration; the token must be addressed to it (checked below).
         assert self.login_state is not None
         platform = self._db.get(Platform, self.login_state.platform_id)
-        return platform.client_id if platform is not None else ""
+        if platform is None:
+            return ""
+        self._tool_config.remember(platform)
+        return platform.client_id
 
     def validate_registration(self) -> _ToolMessageLaunch:
         body = self._jwt["body"]

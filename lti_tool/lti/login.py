@@ -12,10 +12,11 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from lti_tool.db import utcnow
@@ -60,11 +61,14 @@ def is_own_url(target: str, tool_base_url: str) -> bool:
     return parts.path == base_path or parts.path.startswith(base_path + "/")
 
 
-def _find_platform(session: Session, iss: str, client_id: str | None) -> Platform:
-    query = select(Platform).where(Platform.issuer == iss)
+def _find_platform(session: Session, iss: str, client_id: str | None) -> Any:
+    """The registration's id, client_id, status and auth URL (a row: this is the hot path)."""
+    query = select(
+        Platform.id, Platform.client_id, Platform.status, Platform.auth_login_url
+    ).where(Platform.issuer == iss)
     if client_id:
         query = query.where(Platform.client_id == client_id)
-    platforms = list(session.scalars(query.limit(2)))
+    platforms = list(session.execute(query.limit(2)))
     if not platforms:
         raise LtiRefused(
             "unknown issuer",
@@ -124,8 +128,8 @@ def start_login(
 
     now = utcnow()
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    session.add(
-        LoginState(
+    session.execute(
+        insert(LoginState).values(
             state=state,
             nonce=nonce,
             platform_id=platform.id,

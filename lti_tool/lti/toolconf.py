@@ -22,6 +22,11 @@ class DbToolConf(ToolConfAbstract):  # type: ignore[type-arg]
         super().__init__()
         self._session = session
         self._secret_key = secret_key
+        self._known: dict[tuple[str, str], Platform] = {}
+
+    def remember(self, platform: Platform) -> None:
+        """A registration already loaded in this unit of work (saves a query)."""
+        self._known[(platform.issuer, platform.client_id)] = platform
 
     def check_iss_has_one_client(self, iss: str) -> bool:
         return False
@@ -30,6 +35,9 @@ class DbToolConf(ToolConfAbstract):  # type: ignore[type-arg]
         return True
 
     def find_platform(self, iss: str, client_id: str) -> Platform | None:
+        known = self._known.get((iss, client_id))
+        if known is not None:
+            return known
         return self._session.scalars(
             select(Platform).where(Platform.issuer == iss, Platform.client_id == client_id)
         ).first()

@@ -78,7 +78,13 @@ def launch() -> ResponseReturnValue:
     )
     # What the launch opens (a picker, an item, a setup page) is the domain's business.
     handler: LaunchHandler = current_app.extensions["tsunagu.launch_handler"]
-    return handler(session, validated)
+    response = handler(session, validated)
+    # The state cookie did its work; don't let them pile up in the browser.
+    state = request.form.get("state", "")
+    if request.cookies.get(state_cookie_name(state)):
+        response.delete_cookie(state_cookie_name(state), path="/", secure=True, samesite="None",
+                               partitioned=True)
+    return response
 
 
 @bp.get("/jwks")

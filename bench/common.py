@@ -1,0 +1,316 @@
+"""Shared set-up for the benchmarks: a fresh database, the tool under gunicorn, a platform that
+signs launches, a load driver with bounded runs, and CPU accounting.
+
+Everything runs on loopback; every run is bounded in time and stops by itself.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing as mp
+import os
+import re
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PG_SERVER = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+SECRET = "bench-secret-" + "b" * 40
+LTI = "https://purl.imsglobal.org/spec/lti/claim/"
+MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def database(kind: str) -> Iterator[str]:
+    """A fresh, migrated database: 'sqlite' (a temp file) or 'postgresql' (dropped after)."""
+    from lti_tool.cli import upgrade_database
+
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite:///{folder}/bench.db"
+            upgrade_database(url)
+            yield url
+        return
+    name = f"tsunagu_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade_database(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+class Platform:
+    """The bench's LMS: a key, its JWKS served on loopback, and id_tokens signed on demand."""
+
+    def __init__(self) -> None:
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = uuid.uuid4().hex
+        self.port = free_port()
+        self.issuer = f"http://localhost:{self.port}"
+        self.client_id = "bench-client"
+        self.deployment_id = "1"
+        numbers = self.key.public_key().public_numbers()
+
+        def b64(n: int) -> str:
+            import base64
+
+            return base64.urlsafe_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+
+        self.jwks = {"keys": [{"kty": "RSA", "kid": self.kid, "alg": "RS256", "use": "sig",
+                               "n": b64(numbers.n), "e": b64(numbers.e)}]}
+        self.pem = self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption())
+        self._server: ThreadingHTTPServer | None = None
+
+    def serve(self) -> None:
+        body = json.dumps(self.jwks).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+
+    def register(self, database_url: str, tool_base_url: str) -> None:
+        from lti_tool.db import Database
+        from lti_tool.lti.keys import ensure_key
+        from lti_tool.lti.models import RegisteredVia
+        from lti_tool.lti.registration import save_platform
+
+        db = Database(database_url)
+        with db.session_scope() as session:
+            ensure_key(session, SECRET)
+            save_platform(session, issuer=self.issuer, client_id=self.client_id, name="Bench LMS",
+                          auth_login_url=self.issuer + "/auth", auth_token_url=self.issuer + "/token",
+                          auth_audience=None, jwks_url=self.issuer + "/jwks",
+                          product_family_code="bench", deployment_ids=[self.deployment_id],
+                          registered_via=RegisteredVia.MANUAL)
+        db.engine.dispose()
+
+    def id_token(self, sub: str, nonce: str, role: str, target: str, course: str = "bench-course",
+                 link: str = "rl-1", custom: dict[str, str] | None = None) -> str:
+        now = int(time.time())
+        body = {
+            "iss": self.issuer, "aud": self.client_id, "sub": sub, "iat": now, "exp": now + 60,
+            "nonce": nonce, "name": f"Trainee {sub[-4:]}",
+            LTI + "message_type": "LtiResourceLinkRequest", LTI + "version": "1.3.0",
+            LTI + "deployment_id": self.deployment_id, LTI + "target_link_uri": target,
+            LTI + "roles": [MEMBERSHIP + role],
+            LTI + "context": {"id": course, "title": "外国人支援コーディネーター養成研修", "type": ["CourseSection"]},
+            LTI + "resource_link": {"id": link, "title": "Tsunagu"},
+            LTI + "launch_presentation": {"locale": "ja"},
+        }
+        if custom:
+            body[LTI + "custom"] = custom
+        return jwt.encode(body, self.key, algorithm="RS256", headers={"kid": self.kid})
+
+
+@contextmanager
+def tool_server(database_url: str, *, workers: int = 2) -> Iterator[str]:
+    """The tool under gunicorn (sync workers), as `make run` and the Dockerfile serve it."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as instance:
+        env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": SECRET,
+               "TOOL_BASE_URL": base, "INSTANCE_DIR": instance, "LOG_LEVEL": "WARNING",
+               "CONTENT_DIR": os.environ.get("BENCH_CONTENT_DIR", str(ROOT / "content"))}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind",
+             f"127.0.0.1:{port}", "--log-level", "warning", "lti_tool.wsgi:app"],
+            env=env, cwd=ROOT, start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    status, _, _ = request("GET", base + "/health")
+                    if status == 200:
+                        break
+                except OSError:
+                    time.sleep(0.2)
+            else:
+                raise RuntimeError("the tool did not start")
+            yield base
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=20)
+
+
+def request(method: str, url: str, body: dict[str, str] | None = None,
+            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    sent = dict(headers or {})
+    payload = None
+    if body is not None:
+        payload = urlencode(body)
+        sent["Content-Type"] = "application/x-www-form-urlencoded"
+    conn.request(method, path, body=payload, headers=sent)
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+
+
+def launch(platform: Platform, base: str, sub: str, role: str = "Learner", link: str = "rl-1",
+           custom: dict[str, str] | None = None) -> tuple[str, bytes]:
+    """One complete launch: login (302), launch (303), first page (200). Returns its URL, body."""
+    status, headers, _ = request("POST", base + "/lti/login", {
+        "iss": platform.issuer, "login_hint": sub, "target_link_uri": base + "/lti/launch",
+        "client_id": platform.client_id, "lti_deployment_id": platform.deployment_id,
+        "lti_message_hint": "bench"})
+    if status != 302:
+        raise RuntimeError(f"login answered {status}")
+    query = parse_qs(urlsplit(headers["location"]).query)
+    token = platform.id_token(sub, query["nonce"][0], role, base + "/lti/launch", link=link,
+                              custom=custom)
+    status, headers, body = request("POST", base + "/lti/launch",
+                                    {"id_token": token, "state": query["state"][0]})
+    if status != 303:
+        raise RuntimeError(f"launch answered {status}: {body[:200]!r}")
+    landing = base + headers["location"] if headers["location"].startswith("/") else headers["location"]
+    status, _, page = request("GET", landing)
+    if status != 200:
+        raise RuntimeError(f"first page answered {status}")
+    return landing, page
+
+
+def token_in(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["ts"][0]
+
+
+def csrf_in(page: bytes) -> str:
+    found = re.search(rb'name="csrf_token" value="([^"]+)"', page)
+    if not found:
+        raise RuntimeError("no CSRF token on the page")
+    return found.group(1).decode()
+
+
+@dataclass
+class RunResult:
+    count: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
+
+    def percentile(self, share: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+    def line(self, label: str) -> str:
+        return (f"{label}: {self.count} in {self.seconds:.1f} s = {self.per_second:.0f}/s, "
+                f"p50 {self.percentile(0.5):.1f} ms, p99 {self.percentile(0.99):.1f} ms, "
+                f"errors {self.errors}")
+
+
+def _driver(task: Callable[[int, int], None], index: int, seconds: float, queue: Any) -> None:
+    latencies: list[float] = []
+    errors = 0
+    end = time.monotonic() + seconds
+    iteration = 0
+    while time.monotonic() < end:
+        started = time.perf_counter()
+        try:
+            task(index, iteration)
+            latencies.append((time.perf_counter() - started) * 1000)
+        except Exception as exc:  # noqa: BLE001 - a failed operation is counted, not fatal
+            errors += 1
+            if errors <= 3:
+                print(f"driver {index}: {exc}", file=sys.stderr)
+        iteration += 1
+    queue.put((latencies, errors))
+
+
+def run_load(task: Callable[[int, int], None], *, processes: int, seconds: float) -> RunResult:
+    """Run `task(process_index, iteration)` in a loop in each process, for `seconds`."""
+    queue: Any = mp.get_context("fork").Queue()
+    workers = [mp.get_context("fork").Process(target=_driver, args=(task, i, seconds, queue))
+               for i in range(processes)]
+    started = time.monotonic()
+    for worker in workers:
+        worker.start()
+    results = [queue.get(timeout=seconds + 120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    elapsed = time.monotonic() - started
+    latencies = [value for lat, _ in results for value in lat]
+    return RunResult(len(latencies), sum(e for _, e in results), elapsed, latencies)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User+system CPU of these processes and their children (Linux /proc)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
+    return total
+
+
+def gunicorn_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-f", "lti_tool.wsgi:app"], capture_output=True, text=True)
+    return [int(pid) for pid in out.stdout.split()]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
