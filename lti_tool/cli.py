@@ -321,8 +321,10 @@ def content() -> None:
 @content.command("check")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The content folder (default: CONTENT_DIR or ./content).")
-def content_check(root: Path | None) -> None:
-    """Validate every content file; print each problem as FILE:LINE: MESSAGE."""
+@click.option("--lint-details", is_flag=True, help="List every lint finding.")
+def content_check(root: Path | None, lint_details: bool) -> None:
+    """Validate every content file; print each problem as FILE:LINE: MESSAGE, then the lint."""
+    from lti_tool.catalog.lint import lint
     from lti_tool.catalog.loader import ContentInvalid, load_catalog
     from lti_tool.config import content_dir
 
@@ -335,8 +337,13 @@ def content_check(root: Path | None) -> None:
         raise click.ClickException(f"{len(exc.problems)} problems in {folder}") from None
     units = sum(len(m.units) for m in catalog.modules)
     click.echo(f"content ok: {len(catalog.modules)} modules, {units} units, "
-               f"{len(catalog.questions)} test questions, {len(catalog.sources)} sources, "
-               f"{len(catalog.glossary)} glossary terms")
+               f"{len(catalog.questions)} test questions, {len(catalog.scenarios)} scenarios, "
+               f"{len(catalog.sources)} sources, {len(catalog.glossary)} glossary terms")
+    report = lint(catalog)
+    click.echo(report.summary())
+    if lint_details:
+        for finding in report.findings:
+            click.echo(f"  {finding.kind}: {finding.where}: {finding.detail}")
 
 
 @content.command("furigana")

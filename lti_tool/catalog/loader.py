@@ -32,7 +32,8 @@ from lti_tool.catalog.model import (
     Unit,
 )
 from lti_tool.catalog.quizbank import Question, load_questions
-from lti_tool.catalog.ruby import check_ruby
+from lti_tool.catalog.ruby import check_ruby, strip_ruby
+from lti_tool.catalog.scenarios import load_scenario
 from lti_tool.catalog.yamlsource import LineDict, LineList, YamlProblem, load_yaml
 
 MODULE_IDS = ("A", "B", "C", "D", "E")
@@ -285,6 +286,37 @@ def _split_unit(file: _File, text: str) -> tuple[str, int, dict[str, tuple[str, 
     return front, 2, sections
 
 
+def _link_terms(body: str, glossary: tuple[GlossaryEntry, ...]) -> tuple[str, list[int]]:
+    """Link the first use of each glossary term to the unit's term list (#term-N), with its
+    definition as the link's title: a hover or tap shows it, a click jumps to the list."""
+    used: list[int] = []
+    for index in sorted(range(len(glossary)), key=lambda i: -len(glossary[i].term)):
+        entry = glossary[index]
+        ruby = re.compile(r"\{" + re.escape(entry.term) + r"\|[^{}\n]+\}")
+        match = ruby.search(body)
+        if match is None:
+            plain = body.find(entry.term)
+            if plain < 0 or _inside_markup(body, plain):
+                continue
+            span = (plain, plain + len(entry.term))
+        elif _inside_markup(body, match.start()):
+            continue
+        else:
+            span = match.span()
+        title = strip_ruby(entry.definition.ja if entry.definition else entry.en).replace('"', "'")
+        original = body[span[0]:span[1]]
+        body = f'{body[:span[0]]}[{original}](#term-{index} "{title}"){body[span[1]:]}'
+        used.append(index)
+    return body, sorted(used)
+
+
+def _inside_markup(body: str, position: int) -> bool:
+    """True inside a link's text or target, or inside another ruby group."""
+    before = body[:position]
+    return before.count("[") > before.count("]") or before.count("(#term-") > before.count(
+        '")') or before.count("{") > before.count("}")
+
+
 def _check_links(file: _File, body: str, first_line: int) -> None:
     for offset, line in enumerate(body.split("\n")):
         for match in LINK.finditer(line):
@@ -342,7 +374,8 @@ UNIT_KEYS = {"id", "title", "minutes", "video", "objectives", "key_points", "sel
 
 
 def _load_unit(
-    reporter: _Reporter, path: Path, module_id: str, number: int, sources: dict[str, Source]
+    reporter: _Reporter, path: Path, module_id: str, number: int, sources: dict[str, Source],
+    glossary: tuple[GlossaryEntry, ...] = (),
 ) -> Unit | None:
     text = _read(reporter, path)
     if text is None:
@@ -393,6 +426,8 @@ def _load_unit(
             else:
                 cited.append(sources[source_id])
     bodies: dict[str, Markup] = {}
+    raw: dict[str, str] = {}
+    terms: set[int] = set()
     for language in ("ja", "en"):
         if language not in sections:
             file.problem(1, f"body: missing '::: {language}' section")
@@ -404,6 +439,10 @@ def _load_unit(
             for offset, line in enumerate(body.split("\n")):
                 file.ruby(line, first_line + offset)
         _check_links(file, body, first_line)
+        raw[language] = body
+        if language != "en" and glossary:
+            body, used = _link_terms(body, glossary)
+            terms.update(used)
         bodies[language] = render_markdown(body)
     if not (title and objectives and key_points and self_check) or not {"ja", "en"} <= set(bodies):
         return None
@@ -411,6 +450,9 @@ def _load_unit(
         id=unit_id, module_id=module_id, number=number, title=title, minutes=minutes,
         video_url=video, objectives=objectives, key_points=key_points, self_check=self_check,
         sources=tuple(cited), path=str(path), bodies=MappingProxyType(bodies),
+        sources_text=MappingProxyType(raw),
+        terms=tuple(glossary[i] for i in sorted(terms)),
+        term_indices=tuple(sorted(terms)),
     )
 
 
@@ -418,7 +460,8 @@ MODULE_KEYS = {"id", "order", "title", "description", "objectives", "units"}
 
 
 def _load_module(
-    reporter: _Reporter, directory: Path, sources: dict[str, Source], seen_units: set[str]
+    reporter: _Reporter, directory: Path, sources: dict[str, Source], seen_units: set[str],
+    glossary: tuple[GlossaryEntry, ...] = (),
 ) -> Module | None:
     path = directory / "module.yaml"
     if not path.exists():
@@ -462,7 +505,7 @@ def _load_module(
         if not unit_path.exists():
             file.problem(line, f"unit {unit_id!r} has no file {unit_path.name}")
             continue
-        unit = _load_unit(reporter, unit_path, str(module_id), len(units) + 1, sources)
+        unit = _load_unit(reporter, unit_path, str(module_id), len(units) + 1, sources, glossary)
         if unit is not None:
             units.append(unit)
     for orphan in sorted(directory.glob("*.md")):
@@ -492,6 +535,24 @@ def _load_bank(reporter: _Reporter, root: Path, sources: dict[str, Source]) -> d
     return questions
 
 
+def _load_scenarios(reporter: _Reporter, folder: Path, sources: dict[str, Source]) -> dict[str, Any]:
+    scenarios: dict[str, Any] = {}
+    if not folder.is_dir():
+        return scenarios
+    for path in sorted(folder.glob("*.yaml")):
+        data = _yaml_file(reporter, path)
+        if data is None:
+            continue
+        scenario = load_scenario(_File(reporter, path), data, path, sources)
+        if scenario is None:
+            continue
+        if scenario.id in scenarios:
+            reporter.add(path, 1, f"duplicate scenario id {scenario.id!r}")
+            continue
+        scenarios[scenario.id] = scenario
+    return scenarios
+
+
 def load_glossary(root: Path) -> tuple[GlossaryEntry, ...]:
     """Only the glossary (for authoring tools), or ContentInvalid naming its problems."""
     reporter = _Reporter(root)
@@ -501,14 +562,16 @@ def load_glossary(root: Path) -> tuple[GlossaryEntry, ...]:
     return entries
 
 
-def load_catalog(root: Path) -> Catalog:
-    """The whole catalog, or ContentInvalid listing every problem found."""
+def load_catalog(root: Path, scenarios_root: Path | None = None) -> Catalog:
+    """The whole catalog, or ContentInvalid listing every problem found. Scenarios live in
+    `scenarios/` beside the content folder unless `scenarios_root` says otherwise."""
     reporter = _Reporter(root)
     if not root.is_dir():
         raise ContentInvalid([ContentProblem(str(root), 1, "content folder not found")])
     sources = _load_sources(reporter, root)
     glossary = _load_glossary(reporter, root)
     questions = _load_bank(reporter, root, sources)
+    scenarios = _load_scenarios(reporter, scenarios_root or root.parent / "scenarios", sources)
     modules: list[Module] = []
     seen_units: set[str] = set()
     modules_dir = root / "modules"
@@ -517,7 +580,7 @@ def load_catalog(root: Path) -> Catalog:
         if not directory.is_dir():
             reporter.add(directory, 1, f"module {module_id} is missing")
             continue
-        module = _load_module(reporter, directory, sources, seen_units)
+        module = _load_module(reporter, directory, sources, seen_units, glossary)
         if module is not None:
             modules.append(module)
     if modules_dir.is_dir():
@@ -534,4 +597,5 @@ def load_catalog(root: Path) -> Catalog:
         sources=MappingProxyType(sources),
         glossary=glossary,
         questions=MappingProxyType(questions),
+        scenarios=MappingProxyType(scenarios),
     )

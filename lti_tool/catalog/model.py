@@ -85,6 +85,15 @@ class Unit:
     path: str
     # Rendered, sanitised HTML of the body per language: "ja", "en", and "ja-easy" if given.
     bodies: Mapping[str, Markup] = field(repr=False)
+    # The Markdown as written, per language (for the content lint).
+    sources_text: Mapping[str, str] = field(repr=False, default_factory=dict)
+    # Glossary terms used in the Japanese body, and their anchors (#term-N) there.
+    terms: tuple[GlossaryEntry, ...] = ()
+    term_indices: tuple[int, ...] = ()
+
+    @property
+    def linked_terms(self) -> tuple[tuple[int, GlossaryEntry], ...]:
+        return tuple(zip(self.term_indices, self.terms, strict=True))
 
     @property
     def has_easy(self) -> bool:
@@ -126,6 +135,8 @@ class Catalog:
     glossary: tuple[GlossaryEntry, ...]
     # The completion test's question bank by id (catalog.quizbank.Question).
     questions: Mapping[str, Any] = field(default_factory=dict)
+    # Case scenarios by id (catalog.scenarios.Scenario).
+    scenarios: Mapping[str, Any] = field(default_factory=dict)
 
     def module(self, module_id: str) -> Module | None:
         return next((m for m in self.modules if m.id == module_id), None)

@@ -114,3 +114,12 @@ def test_the_app_refuses_to_start_on_invalid_content(content, tmp_path):
                     secret_key="s" * 40, instance_dir=tmp_path, testing=True, content_dir=content)
     with pytest.raises(ContentInvalid, match="unknown source 'S99'"):
         create_app(config)
+
+
+def test_glossary_terms_link_to_their_definitions():
+    unit = load_catalog(FIXTURE).unit("a01-first")
+    body = str(unit.body("ja"))
+    assert '<a href="#term-0" title="単元の中心となる文章。"' in body
+    assert body.count('href="#term-0"') == 1  # only the first use
+    assert [entry.term for _, entry in unit.linked_terms] == ["本文", "大切"]
+    assert "#term-" not in str(unit.body("en"))
