@@ -461,9 +461,11 @@ def roster_sync(ctx: CliContext, course_ids: tuple[int, ...], force: bool) -> No
 @main.command("serve")
 @click.option("--workers", type=int, default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")),
               show_default="WEB_CONCURRENCY or 2")
+@click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Threads per worker.")
 @click.option("--dev", is_flag=True, help="Werkzeug's reloading development server.")
 @pass_ctx
-def serve(ctx: CliContext, workers: int, dev: bool) -> None:
+def serve(ctx: CliContext, workers: int, threads: int, dev: bool) -> None:
     """Migrate, make sure a signing key exists, and serve the tool."""
     from lti_tool.lti.keys import ensure_key
     from lti_tool.lti.registration import ToolUrls
@@ -490,8 +492,12 @@ def serve(ctx: CliContext, workers: int, dev: bool) -> None:
 
         create_app(cfg).run(host=cfg.host, port=cfg.port, debug=False)
         return
+    # Threads, not sync workers: a worker busy after a response (a roster sync calling the
+    # LMS, whose token endpoint calls back for our JWKS) must not leave the tool unable to
+    # answer, nor may an idle browser connection hold a whole worker.
     os.execvp(  # noqa: S606 - replaces this process with gunicorn, arguments fixed here
         sys.executable,
-        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind",
-         f"{cfg.host}:{cfg.port}", "lti_tool.wsgi:app"],
+        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class",
+         "gthread", "--threads", str(threads), "--bind", f"{cfg.host}:{cfg.port}",
+         "lti_tool.wsgi:app"],
     )

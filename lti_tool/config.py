@@ -71,6 +71,8 @@ class Config:
     content_dir: Path = field(default_factory=content_dir)
     # Production refuses the demo, SQLite, and a generated SECRET_KEY (see `check_production`).
     production: bool = False
+    # Dynamic registrations wait for `lti-tool platforms enable` (default: on in production).
+    registration_approval: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -88,6 +90,9 @@ class Config:
             port=port,
             demo=_flag("TSUNAGU_DEMO", False),
             production=_flag("TSUNAGU_PRODUCTION", False),
+            registration_approval=_flag(
+                "REGISTRATION_APPROVAL", _flag("TSUNAGU_PRODUCTION", False)
+            ),
         )
 
     def production_problems(self) -> list[str]:

@@ -32,3 +32,20 @@ class LtiRefused(ToolError):
         )
         self.status = status
         self.reason = reason
+
+
+def inactive_registration(status: str) -> LtiRefused:
+    """The refusal for a registration that is not active (disabled, or awaiting approval)."""
+    if status == "pending":
+        return LtiRefused(
+            "registration pending approval",
+            _l("This tool's registration with the platform awaits approval."),
+            status=403,
+            hint=_l("Ask Tsunagu's administrator to approve it (lti-tool platforms enable)."),
+        )
+    return LtiRefused(
+        "registration disabled",
+        _l("This tool's registration with the platform is disabled."),
+        status=403,
+        hint=_l("Ask the tool's administrator to enable the registration."),
+    )

@@ -26,7 +26,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from lti_tool.db import utcnow
-from lti_tool.lti.errors import LtiRefused
+from lti_tool.lti.errors import LtiRefused, inactive_registration
 from lti_tool.lti import claims as C
 from lti_tool.lti.login import state_cookie_name
 from lti_tool.lti.models import Deployment, LoginState, Platform
@@ -251,12 +251,7 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
                 status=401,
             )
         if not platform.is_active:
-            raise LtiRefused(
-                "registration disabled",
-                _l("This tool's registration with the platform is disabled."),
-                status=403,
-                hint=_l("Ask the tool's administrator to enable the registration."),
-            )
+            raise inactive_registration(platform.status)
         self._check_audience(body, platform.client_id)
         self.platform = platform
         return self

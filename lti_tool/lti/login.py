@@ -20,7 +20,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from lti_tool.db import utcnow
-from lti_tool.lti.errors import LtiRefused
+from lti_tool.lti.errors import LtiRefused, inactive_registration
 from lti_tool.lti.models import Deployment, LoginState, Platform, PlatformStatus
 
 log = logging.getLogger(__name__)
@@ -108,11 +108,7 @@ def start_login(
         )
     platform = _find_platform(session, iss, _param(params, "client_id", 255))
     if platform.status != PlatformStatus.ACTIVE:
-        raise LtiRefused(
-            "registration disabled",
-            _l("This tool's registration with the platform is disabled."),
-            status=403,
-        )
+        raise inactive_registration(platform.status)
     deployment_id = _param(params, "lti_deployment_id", 255)
     if deployment_id is not None and session.scalars(
         select(Deployment.id).where(

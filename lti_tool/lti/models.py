@@ -15,6 +15,8 @@ from lti_tool.db import Base, intpk, str255, str_enum, timestamp, url, utcnow
 class PlatformStatus(StrEnum):
     ACTIVE = "active"
     DISABLED = "disabled"
+    # Registered dynamically, waiting for the tool's administrator to approve it.
+    PENDING = "pending"
 
 
 class RegisteredVia(StrEnum):

@@ -279,6 +279,7 @@ def register_with_platform(
     urls: ToolUrls,
     *,
     timeout: float,
+    pending: bool = False,
 ) -> RegistrationResult:
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if registration_token:
@@ -328,6 +329,7 @@ def register_with_platform(
         product_family_code=platform_config.product_family_code,
         deployment_ids=[str(deployment_id)[:255]] if deployment_id else [],
         registered_via=RegisteredVia.DYNAMIC,
+        pending=pending,
     )
 
 
@@ -344,6 +346,7 @@ def save_platform(
     product_family_code: str | None,
     deployment_ids: list[str],
     registered_via: RegisteredVia,
+    pending: bool = False,
 ) -> RegistrationResult:
     """Create or update the registration (issuer, client_id) and add its deployments."""
     platform = session.scalars(
@@ -351,7 +354,12 @@ def save_platform(
     ).first()
     created = platform is None
     if platform is None:
-        platform = Platform(issuer=issuer, client_id=client_id, registered_via=registered_via)
+        # A new registration starts active, or pending where the tool's administrator approves
+        # registrations; an existing one keeps its status (re-registering never re-enables).
+        platform = Platform(
+            issuer=issuer, client_id=client_id, registered_via=registered_via,
+            status=PlatformStatus.PENDING if pending else PlatformStatus.ACTIVE,
+        )
         session.add(platform)
     platform.name = name[:255]
     platform.auth_login_url = auth_login_url
@@ -359,7 +367,6 @@ def save_platform(
     platform.auth_audience = auth_audience
     platform.jwks_url = jwks_url
     platform.product_family_code = product_family_code
-    platform.status = PlatformStatus.ACTIVE
     session.flush()
     deployment = None
     for deployment_id in deployment_ids:

@@ -154,7 +154,8 @@ def register_finish() -> ResponseReturnValue:
     cfg = runtime.config()
     platform_config = fetch_platform_configuration(config_url, timeout=cfg.http_timeout)
     result = register_with_platform(
-        get_session(), platform_config, token or None, tool_urls(), timeout=cfg.http_timeout
+        get_session(), platform_config, token or None, tool_urls(), timeout=cfg.http_timeout,
+        pending=cfg.registration_approval,
     )
     runtime.frame_ancestors().invalidate()
     response: Response = Response(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lti_tool.catalog.model import Catalog
 from lti_tool.linking.registry import LinkableItem
-from lti_tool.modules.services import gradable_for, module_key
+from lti_tool.modules.services import enable_completion_grade, gradable_for, module_key
 
 
 def module_items(catalog: Catalog) -> list[LinkableItem]:
@@ -17,6 +17,9 @@ def module_items(catalog: Catalog) -> list[LinkableItem]:
             endpoint="modules.module",
             endpoint_values={"module_id": module.id},
             gradable=gradable_for(module),
+            on_placed=lambda session, course_id, _options, module_id=module.id: (
+                enable_completion_grade(session, course_id, module_id)
+            ),
         )
         for module in catalog.modules
     ]

@@ -320,6 +320,17 @@ def _send_completion(session: Session, catalog: Catalog, ts: ToolSession, module
         )
 
 
+def enable_completion_grade(session: Session, course_id: int, module_id: str) -> None:
+    """A module placed as a graded LMS activity sends its completion there (the instructor can
+    turn it off in the module settings)."""
+    settings = settings_for(session, course_id, module_id)
+    if settings is None:
+        settings = ModuleSettings(course_id=course_id, module_id=module_id)
+        session.add(settings)
+    settings.send_completion_grade = True
+    session.flush()
+
+
 def gradable_for(module: Module) -> grading.Gradable:
     return grading.Gradable(
         key=module_key(module.id), label=module.title.plain("ja"), score_maximum=100,

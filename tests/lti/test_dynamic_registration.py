@@ -196,9 +196,30 @@ def test_reregistering_updates_the_registration(browser, dr, db, same_client_id,
     [platform] = stored(db)
     assert platform["client_id"] == same_client_id
     assert platform["name"] == "moodle" and platform["product"] == "moodle"
-    assert platform["status"] == PlatformStatus.ACTIVE
+    # Re-registering in the LMS never re-enables what the tool's administrator disabled.
+    assert platform["status"] == PlatformStatus.DISABLED
     assert platform["deployments"] == ["1", "2"]
+    with db.session_scope() as session:
+        session.scalars(select(Platform)).one().status = PlatformStatus.ACTIVE
     assert browser.launch(dr.tools[same_client_id], learner).status_code == 200
+
+
+def test_with_approval_a_new_registration_waits_for_the_administrator(app, browser, dr, db,
+                                                                     learner):
+    config = app.extensions["tsunagu.config"]
+    app.extensions["tsunagu.config"] = config.with_overrides(registration_approval=True)
+    try:
+        page = register(browser, dr)
+    finally:
+        app.extensions["tsunagu.config"] = config
+    assert page.status_code == 200 and "lti-tool platforms enable" in page.text
+    [platform] = stored(db)
+    assert platform["status"] == PlatformStatus.PENDING
+    reg = next(iter(dr.tools.values()))
+    login = browser.http.post(reg.login_url, data=dr.login_params(reg, learner),
+                              allow_redirects=False, timeout=10,
+                              headers={"Accept-Language": "en"})
+    assert login.status_code == 403 and "awaits approval" in login.text
 
 
 def test_registering_again_in_the_lms_adds_a_second_registration(browser, dr, db):
