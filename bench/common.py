@@ -157,7 +157,7 @@ class Platform:
 
 @contextmanager
 def tool_server(database_url: str, *, workers: int = 2) -> Iterator[str]:
-    """The tool under gunicorn (sync workers), as `make run` and the Dockerfile serve it."""
+    """The tool under gunicorn (2 workers × 4 threads), as `make run` and the Dockerfile serve it."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as instance:
@@ -165,8 +165,9 @@ def tool_server(database_url: str, *, workers: int = 2) -> Iterator[str]:
                "TOOL_BASE_URL": base, "INSTANCE_DIR": instance, "LOG_LEVEL": "WARNING",
                "CONTENT_DIR": os.environ.get("BENCH_CONTENT_DIR", str(ROOT / "content"))}
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind",
-             f"127.0.0.1:{port}", "--log-level", "warning", "lti_tool.wsgi:app"],
+            [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class",
+             "gthread", "--threads", "4", "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+             "lti_tool.wsgi:app"],
             env=env, cwd=ROOT, start_new_session=True,
         )
         try:
