@@ -272,11 +272,16 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
                 status=401,
             )
         azp = body.get("azp")
-        if (len(audiences) > 1 or azp is not None) and azp != client_id:
+        if len(audiences) > 1 and azp != client_id:
             raise LtiRefused(
                 "azp missing or wrong",
                 _l("The id_token has several audiences but its authorized party (azp) is not "
                    "this tool."),
+                status=401,
+            )
+        if azp is not None and azp != client_id:
+            raise LtiRefused(
+                "azp wrong", _l("The id_token's authorized party (azp) is not this tool."),
                 status=401,
             )
 
