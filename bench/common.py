@@ -71,8 +71,13 @@ def database(kind: str) -> Iterator[str]:
         yield url
     finally:
         with admin.connect() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                              "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :n AND pid <> pg_backend_pid()"
+                ),
+                {"n": name},
+            )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 
@@ -92,19 +97,36 @@ class Platform:
         def b64(n: int) -> str:
             import base64
 
-            return base64.urlsafe_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+            return (
+                base64.urlsafe_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big"))
+                .rstrip(b"=")
+                .decode()
+            )
 
-        self.jwks = {"keys": [{"kty": "RSA", "kid": self.kid, "alg": "RS256", "use": "sig",
-                               "n": b64(numbers.n), "e": b64(numbers.e)}]}
-        self.pem = self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption())
+        self.jwks = {
+            "keys": [
+                {
+                    "kty": "RSA",
+                    "kid": self.kid,
+                    "alg": "RS256",
+                    "use": "sig",
+                    "n": b64(numbers.n),
+                    "e": b64(numbers.e),
+                }
+            ]
+        }
+        self.pem = self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
         self._server: ThreadingHTTPServer | None = None
 
     def serve(self) -> None:
         body = json.dumps(self.jwks).encode()
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -130,23 +152,50 @@ class Platform:
         db = Database(database_url)
         with db.session_scope() as session:
             ensure_key(session, SECRET)
-            save_platform(session, issuer=self.issuer, client_id=self.client_id, name="Bench LMS",
-                          auth_login_url=self.issuer + "/auth", auth_token_url=self.issuer + "/token",
-                          auth_audience=None, jwks_url=self.issuer + "/jwks",
-                          product_family_code="bench", deployment_ids=[self.deployment_id],
-                          registered_via=RegisteredVia.MANUAL)
+            save_platform(
+                session,
+                issuer=self.issuer,
+                client_id=self.client_id,
+                name="Bench LMS",
+                auth_login_url=self.issuer + "/auth",
+                auth_token_url=self.issuer + "/token",
+                auth_audience=None,
+                jwks_url=self.issuer + "/jwks",
+                product_family_code="bench",
+                deployment_ids=[self.deployment_id],
+                registered_via=RegisteredVia.MANUAL,
+            )
         db.engine.dispose()
 
-    def id_token(self, sub: str, nonce: str, role: str, target: str, course: str = "bench-course",
-                 link: str = "rl-1", custom: dict[str, str] | None = None) -> str:
+    def id_token(
+        self,
+        sub: str,
+        nonce: str,
+        role: str,
+        target: str,
+        course: str = "bench-course",
+        link: str = "rl-1",
+        custom: dict[str, str] | None = None,
+    ) -> str:
         now = int(time.time())
         body = {
-            "iss": self.issuer, "aud": self.client_id, "sub": sub, "iat": now, "exp": now + 60,
-            "nonce": nonce, "name": f"Trainee {sub[-4:]}",
-            LTI + "message_type": "LtiResourceLinkRequest", LTI + "version": "1.3.0",
-            LTI + "deployment_id": self.deployment_id, LTI + "target_link_uri": target,
+            "iss": self.issuer,
+            "aud": self.client_id,
+            "sub": sub,
+            "iat": now,
+            "exp": now + 60,
+            "nonce": nonce,
+            "name": f"Trainee {sub[-4:]}",
+            LTI + "message_type": "LtiResourceLinkRequest",
+            LTI + "version": "1.3.0",
+            LTI + "deployment_id": self.deployment_id,
+            LTI + "target_link_uri": target,
             LTI + "roles": [MEMBERSHIP + role],
-            LTI + "context": {"id": course, "title": "外国人支援コーディネーター養成研修", "type": ["CourseSection"]},
+            LTI + "context": {
+                "id": course,
+                "title": "外国人支援コーディネーター養成研修",
+                "type": ["CourseSection"],
+            },
             LTI + "resource_link": {"id": link, "title": "Tsunagu"},
             LTI + "launch_presentation": {"locale": "ja"},
         }
@@ -157,18 +206,39 @@ class Platform:
 
 @contextmanager
 def tool_server(database_url: str, *, workers: int = 2) -> Iterator[str]:
-    """The tool under gunicorn (2 workers × 4 threads), as `make run` and the Dockerfile serve it."""
+    """The tool under gunicorn (2 workers × 4 threads), as `make run` and Docker serve it."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as instance:
-        env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": SECRET,
-               "TOOL_BASE_URL": base, "INSTANCE_DIR": instance, "LOG_LEVEL": "WARNING",
-               "CONTENT_DIR": os.environ.get("BENCH_CONTENT_DIR", str(ROOT / "content"))}
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": SECRET,
+            "TOOL_BASE_URL": base,
+            "INSTANCE_DIR": instance,
+            "LOG_LEVEL": "WARNING",
+            "CONTENT_DIR": os.environ.get("BENCH_CONTENT_DIR", str(ROOT / "content")),
+        }
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class",
-             "gthread", "--threads", "4", "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
-             "lti_tool.wsgi:app"],
-            env=env, cwd=ROOT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                str(workers),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "4",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+                "lti_tool.wsgi:app",
+            ],
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,
         )
         try:
             deadline = time.monotonic() + 30
@@ -187,8 +257,9 @@ def tool_server(database_url: str, *, workers: int = 2) -> Iterator[str]:
             process.wait(timeout=20)
 
 
-def request(method: str, url: str, body: dict[str, str] | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def request(
+    method: str, url: str, body: dict[str, str] | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
@@ -204,23 +275,41 @@ def request(method: str, url: str, body: dict[str, str] | None = None,
     return response.status, {k.lower(): v for k, v in response.getheaders()}, data
 
 
-def launch(platform: Platform, base: str, sub: str, role: str = "Learner", link: str = "rl-1",
-           custom: dict[str, str] | None = None) -> tuple[str, bytes]:
+def launch(
+    platform: Platform,
+    base: str,
+    sub: str,
+    role: str = "Learner",
+    link: str = "rl-1",
+    custom: dict[str, str] | None = None,
+) -> tuple[str, bytes]:
     """One complete launch: login (302), launch (303), first page (200). Returns its URL, body."""
-    status, headers, _ = request("POST", base + "/lti/login", {
-        "iss": platform.issuer, "login_hint": sub, "target_link_uri": base + "/lti/launch",
-        "client_id": platform.client_id, "lti_deployment_id": platform.deployment_id,
-        "lti_message_hint": "bench"})
+    status, headers, _ = request(
+        "POST",
+        base + "/lti/login",
+        {
+            "iss": platform.issuer,
+            "login_hint": sub,
+            "target_link_uri": base + "/lti/launch",
+            "client_id": platform.client_id,
+            "lti_deployment_id": platform.deployment_id,
+            "lti_message_hint": "bench",
+        },
+    )
     if status != 302:
         raise RuntimeError(f"login answered {status}")
     query = parse_qs(urlsplit(headers["location"]).query)
-    token = platform.id_token(sub, query["nonce"][0], role, base + "/lti/launch", link=link,
-                              custom=custom)
-    status, headers, body = request("POST", base + "/lti/launch",
-                                    {"id_token": token, "state": query["state"][0]})
+    token = platform.id_token(
+        sub, query["nonce"][0], role, base + "/lti/launch", link=link, custom=custom
+    )
+    status, headers, body = request(
+        "POST", base + "/lti/launch", {"id_token": token, "state": query["state"][0]}
+    )
     if status != 303:
         raise RuntimeError(f"launch answered {status}: {body[:200]!r}")
-    landing = base + headers["location"] if headers["location"].startswith("/") else headers["location"]
+    landing = (
+        base + headers["location"] if headers["location"].startswith("/") else headers["location"]
+    )
     status, _, page = request("GET", landing)
     if status != 200:
         raise RuntimeError(f"first page answered {status}")
@@ -256,9 +345,11 @@ class RunResult:
         return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
     def line(self, label: str) -> str:
-        return (f"{label}: {self.count} in {self.seconds:.1f} s = {self.per_second:.0f}/s, "
-                f"p50 {self.percentile(0.5):.1f} ms, p99 {self.percentile(0.99):.1f} ms, "
-                f"errors {self.errors}")
+        return (
+            f"{label}: {self.count} in {self.seconds:.1f} s = {self.per_second:.0f}/s, "
+            f"p50 {self.percentile(0.5):.1f} ms, p99 {self.percentile(0.99):.1f} ms, "
+            f"errors {self.errors}"
+        )
 
 
 def _driver(task: Callable[[int, int], None], index: int, seconds: float, queue: Any) -> None:
@@ -271,7 +362,7 @@ def _driver(task: Callable[[int, int], None], index: int, seconds: float, queue:
         try:
             task(index, iteration)
             latencies.append((time.perf_counter() - started) * 1000)
-        except Exception as exc:  # noqa: BLE001 - a failed operation is counted, not fatal
+        except Exception as exc:
             errors += 1
             if errors <= 3:
                 print(f"driver {index}: {exc}", file=sys.stderr)
@@ -282,8 +373,10 @@ def _driver(task: Callable[[int, int], None], index: int, seconds: float, queue:
 def run_load(task: Callable[[int, int], None], *, processes: int, seconds: float) -> RunResult:
     """Run `task(process_index, iteration)` in a loop in each process, for `seconds`."""
     queue: Any = mp.get_context("fork").Queue()
-    workers = [mp.get_context("fork").Process(target=_driver, args=(task, i, seconds, queue))
-               for i in range(processes)]
+    workers = [
+        mp.get_context("fork").Process(target=_driver, args=(task, i, seconds, queue))
+        for i in range(processes)
+    ]
     started = time.monotonic()
     for worker in workers:
         worker.start()

@@ -27,27 +27,28 @@ from common import (
 def bench(backend: str, seconds: float, processes: int) -> None:
     platform = Platform()
     platform.serve()
-    with database(backend) as url:
-        with tool_server(url) as base:
-            platform.register(url, base)
-            for _ in range(20):  # warm-up: JWKS fetched, connections and templates ready
-                launch(platform, base, uuid.uuid4().hex)
-            pids = gunicorn_pids()
-            cpu_before = cpu_seconds(pids)
+    with database(backend) as url, tool_server(url) as base:
+        platform.register(url, base)
+        for _ in range(20):  # warm-up: JWKS fetched, connections and templates ready
+            launch(platform, base, uuid.uuid4().hex)
+        pids = gunicorn_pids()
+        cpu_before = cpu_seconds(pids)
 
-            def one(index: int, iteration: int) -> None:
-                # 300 trainees (the FY2026 cohort size) launching again and again.
-                launch(platform, base, f"trainee-{(index * 7919 + iteration) % 300:03d}")
+        def one(index: int, iteration: int) -> None:
+            # 300 trainees (the FY2026 cohort size) launching again and again.
+            launch(platform, base, f"trainee-{(index * 7919 + iteration) % 300:03d}")
 
-            result = run_load(one, processes=processes, seconds=seconds)
-            tool_cpu = cpu_seconds(pids) - cpu_before
+        result = run_load(one, processes=processes, seconds=seconds)
+        tool_cpu = cpu_seconds(pids) - cpu_before
     platform.stop()
     print(result.line(f"{backend:10} launches"))
     if result.count:
-        print(f"{backend:10} tool CPU: {tool_cpu:.1f} s over {result.seconds:.1f} s "
-              f"({100 * tool_cpu / result.seconds / 2:.0f}% of 2 cores), "
-              f"{1000 * tool_cpu / result.count:.2f} ms per launch "
-              f"(= {result.count / tool_cpu:.0f} launches/s per tool core)")
+        print(
+            f"{backend:10} tool CPU: {tool_cpu:.1f} s over {result.seconds:.1f} s "
+            f"({100 * tool_cpu / result.seconds / 2:.0f}% of 2 cores), "
+            f"{1000 * tool_cpu / result.count:.2f} ms per launch "
+            f"(= {result.count / tool_cpu:.0f} launches/s per tool core)"
+        )
 
 
 def main() -> None:

@@ -62,8 +62,10 @@ def bench(backend: str, seconds: float, processes: int, trainees: int) -> None:
     platform.stop()
     print(result.line(f"{backend:10} unit pages"))
     if result.count:
-        print(f"{backend:10} tool CPU {1000 * tool_cpu / result.count:.2f} ms per page "
-              f"({result.count / tool_cpu:.0f} pages/s per tool core)")
+        print(
+            f"{backend:10} tool CPU {1000 * tool_cpu / result.count:.2f} ms per page "
+            f"({result.count / tool_cpu:.0f} pages/s per tool core)"
+        )
 
 
 def main() -> None:
@@ -73,7 +75,7 @@ def main() -> None:
     parser.add_argument("--trainees", type=int, default=60)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
-    for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
+    for backend in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
         bench(backend, args.seconds, args.processes, args.trainees)
         time.sleep(1)
 

@@ -36,11 +36,13 @@ def bench_content(folder: Path) -> Path:
         for n in range(BANK_PER_AREA):
             lines.append(
                 f"- id: bench-{area.lower()}{n:02d}\n  area: {area}\n  difficulty: {1 + n % 3}\n"
-                f"  type: single\n  text: {{ja: \"{{問題|もんだい}} {area}{n}\", en: \"Question {area}{n}\"}}\n"
-                f"  options:\n    - {{ja: \"ア\", en: \"A\"}}\n    - {{ja: \"イ\", en: \"B\"}}\n"
-                f"    - {{ja: \"ウ\", en: \"C\"}}\n    - {{ja: \"エ\", en: \"D\"}}\n"
-                f"  answer: {n % 4}\n  explanation: {{ja: \"{{説明|せつめい}}\", en: \"Why\"}}\n"
-                f"  sources: [S0]\n")
+                f"  type: single\n"
+                f'  text: {{ja: "{{問題|もんだい}} {area}{n}", en: "Question {area}{n}"}}\n'
+                f'  options:\n    - {{ja: "ア", en: "A"}}\n    - {{ja: "イ", en: "B"}}\n'
+                f'    - {{ja: "ウ", en: "C"}}\n    - {{ja: "エ", en: "D"}}\n'
+                f'  answer: {n % 4}\n  explanation: {{ja: "{{説明|せつめい}}", en: "Why"}}\n'
+                f"  sources: [S0]\n"
+            )
     (content / "quiz" / "bank.yaml").write_text("".join(lines), encoding="utf-8")
     return content
 
@@ -49,9 +51,18 @@ def configure(platform: Platform, base: str) -> None:
     landing, _ = launch(platform, base, "instructor-0", role="Instructor")
     token = token_in(landing)
     _, _, page = request("GET", f"{base}/quiz/settings?ts={token}")
-    form = {"ts": token, "csrf_token": csrf_in(page), "time_limit": "60", "attempts": "1",
-            "pass_percent": "70", "per_page": "5", "grading_rule": "best",
-            "review_policy": "never", "shuffle_questions": "on", "shuffle_options": "on"}
+    form = {
+        "ts": token,
+        "csrf_token": csrf_in(page),
+        "time_limit": "60",
+        "attempts": "1",
+        "pass_percent": "70",
+        "per_page": "5",
+        "grading_rule": "best",
+        "review_policy": "never",
+        "shuffle_questions": "on",
+        "shuffle_options": "on",
+    }
     form.update({f"area:{a}": str(QUESTIONS_PER_AREA) for a in "ABCDE"})
     status, _, _ = request("POST", f"{base}/quiz/settings", form)
     assert status == 303, status
@@ -64,7 +75,9 @@ def drive(base: str, sessions: list[tuple[str, str]], queue: mp.Queue) -> None:
     states = []
     for token, csrf in sessions:
         started = time.perf_counter()
-        status, headers, _ = request("POST", f"{base}/quiz/start", {"ts": token, "csrf_token": csrf})
+        status, headers, _ = request(
+            "POST", f"{base}/quiz/start", {"ts": token, "csrf_token": csrf}
+        )
         timings["start"].append((time.perf_counter() - started) * 1000)
         if status != 303:
             errors += 1
@@ -72,8 +85,16 @@ def drive(base: str, sessions: list[tuple[str, str]], queue: mp.Queue) -> None:
         attempt = re.search(r"/quiz/attempt/(\d+)", headers["location"]).group(1)
         _, _, page = request("GET", f"{base}/quiz/attempt/{attempt}?ts={token}")
         questions = re.findall(rb'name="question" value="([^"]+)"', page)
-        states.append({"token": token, "csrf": csrf, "attempt": attempt, "page": page,
-                       "done": 0, "ids": [q.decode() for q in questions]})
+        states.append(
+            {
+                "token": token,
+                "csrf": csrf,
+                "attempt": attempt,
+                "page": page,
+                "done": 0,
+                "ids": [q.decode() for q in questions],
+            }
+        )
     # All attempts are open: now answer, one save per answer, round-robin across trainees.
     total = 5 * QUESTIONS_PER_AREA
     for index in range(total):
@@ -84,16 +105,26 @@ def drive(base: str, sessions: list[tuple[str, str]], queue: mp.Queue) -> None:
                 qid = f"bench-a{index % BANK_PER_AREA:02d}"  # ignored if not in the attempt
             started = time.perf_counter()
             status, _, _ = request(
-                "POST", f"{base}/quiz/attempt/{state['attempt']}/save",
-                {"ts": state["token"], "csrf_token": state["csrf"], "question": qid,
-                 qid: str(index % 4), "go": "stay"},
-                headers={"X-Requested-With": "fetch"})
+                "POST",
+                f"{base}/quiz/attempt/{state['attempt']}/save",
+                {
+                    "ts": state["token"],
+                    "csrf_token": state["csrf"],
+                    "question": qid,
+                    qid: str(index % 4),
+                    "go": "stay",
+                },
+                headers={"X-Requested-With": "fetch"},
+            )
             timings["save"].append((time.perf_counter() - started) * 1000)
             errors += status != 200
     for state in states:
         started = time.perf_counter()
-        status, _, _ = request("POST", f"{base}/quiz/attempt/{state['attempt']}/submit",
-                               {"ts": state["token"], "csrf_token": state["csrf"]})
+        status, _, _ = request(
+            "POST",
+            f"{base}/quiz/attempt/{state['attempt']}/submit",
+            {"ts": state["token"], "csrf_token": state["csrf"]},
+        )
         timings["submit"].append((time.perf_counter() - started) * 1000)
         errors += status != 303
     queue.put((timings, errors))
@@ -118,8 +149,10 @@ def bench(backend: str, trainees: int, processes: int) -> None:
                 sessions.append((token_in(landing), csrf_in(page)))
             queue: mp.Queue = mp.get_context("fork").Queue()
             chunks = [sessions[i::processes] for i in range(processes)]
-            workers = [mp.get_context("fork").Process(target=drive, args=(base, chunk, queue))
-                       for chunk in chunks]
+            workers = [
+                mp.get_context("fork").Process(target=drive, args=(base, chunk, queue))
+                for chunk in chunks
+            ]
             started = time.monotonic()
             for worker in workers:
                 worker.start()
@@ -132,12 +165,18 @@ def bench(backend: str, trainees: int, processes: int) -> None:
     saves = [v for timings, _ in results for v in timings["save"]]
     submits = [v for timings, _ in results for v in timings["submit"]]
     errors = sum(e for _, e in results)
-    print(f"{backend:10} {trainees} attempts of {5 * QUESTIONS_PER_AREA} questions in "
-          f"{elapsed:.1f} s ({trainees / elapsed:.1f} attempts/s), errors {errors}, health {check}")
-    print(f"{backend:10} saves: {len(saves)} = {len(saves) / elapsed:.0f}/s, "
-          f"p50 {statistics.median(saves):.1f} ms, p99 {pct(saves, 0.99):.1f} ms")
-    print(f"{backend:10} submits: p50 {statistics.median(submits):.1f} ms, "
-          f"p99 {pct(submits, 0.99):.1f} ms")
+    print(
+        f"{backend:10} {trainees} attempts of {5 * QUESTIONS_PER_AREA} questions in "
+        f"{elapsed:.1f} s ({trainees / elapsed:.1f} attempts/s), errors {errors}, health {check}"
+    )
+    print(
+        f"{backend:10} saves: {len(saves)} = {len(saves) / elapsed:.0f}/s, "
+        f"p50 {statistics.median(saves):.1f} ms, p99 {pct(saves, 0.99):.1f} ms"
+    )
+    print(
+        f"{backend:10} submits: p50 {statistics.median(submits):.1f} ms, "
+        f"p99 {pct(submits, 0.99):.1f} ms"
+    )
 
 
 def main() -> None:
@@ -146,7 +185,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=6)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="postgresql")
     args = parser.parse_args()
-    for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
+    for backend in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
         bench(backend, args.trainees, args.processes)
 
 

@@ -69,6 +69,7 @@ def create_app(config: Config | None = None) -> Flask:
     init_error_pages(app)
     init_templating(app)
 
+    from lti_tool.catalog.loader import load_catalog
     from lti_tool.grading import delivery
     from lti_tool.grading.views import bp as grading_bp
     from lti_tool.home.views import bp as home_bp
@@ -77,13 +78,11 @@ def create_app(config: Config | None = None) -> Flask:
     from lti_tool.linking.registry import LinkRegistry
     from lti_tool.linking.views import bp as linking_bp
     from lti_tool.lti.views import bp as lti_bp
-    from lti_tool.web.views import bp as web_bp
-
-    from lti_tool.catalog.loader import load_catalog
-    from lti_tool.modules.views import bp as modules_bp
     from lti_tool.modules.linking import module_items
+    from lti_tool.modules.views import bp as modules_bp
     from lti_tool.quiz.linking import quiz_items
     from lti_tool.quiz.views import bp as quiz_bp
+    from lti_tool.web.views import bp as web_bp
 
     # Invalid content stops the app here, with every problem and its file and line.
     catalog = load_catalog(config.content_dir)
@@ -96,8 +95,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["tsunagu.launch_handler"] = handle_launch
     delivery.init_app(app)
     roster.init_app(app)
-    for blueprint in (web_bp, lti_bp, home_bp, linking_bp, grading_bp, modules_bp,
-                      quiz_bp):
+    for blueprint in (web_bp, lti_bp, home_bp, linking_bp, grading_bp, modules_bp, quiz_bp):
         app.register_blueprint(blueprint)
     if config.demo:
         from lti_tool.demo.views import bp as demo_bp

@@ -47,7 +47,11 @@ def main() -> None:
 def alembic_config(database_url: str):  # type: ignore[no-untyped-def]
     from alembic.config import Config as AlembicConfig
 
-    candidates = [os.environ.get("ALEMBIC_CONFIG"), PROJECT_ROOT / "alembic.ini", Path.cwd() / "alembic.ini"]
+    candidates = [
+        os.environ.get("ALEMBIC_CONFIG"),
+        PROJECT_ROOT / "alembic.ini",
+        Path.cwd() / "alembic.ini",
+    ]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             cfg = AlembicConfig(str(candidate))
@@ -124,8 +128,13 @@ def keys_ensure(ctx: CliContext) -> None:
 
 
 @keys.command("rotate")
-@click.option("--grace-days", type=click.IntRange(0, 365), default=7, show_default=True,
-              help="How long the old keys stay in the JWKS.")
+@click.option(
+    "--grace-days",
+    type=click.IntRange(0, 365),
+    default=7,
+    show_default=True,
+    help="How long the old keys stay in the JWKS.",
+)
 @pass_ctx
 def keys_rotate(ctx: CliContext, grace_days: int) -> None:
     """Add a new signing key; the old ones retire after the grace period."""
@@ -146,7 +155,10 @@ def keys_list(ctx: CliContext) -> None:
     with ctx.db.session_scope() as session:
         for key in list_keys(session):
             retire = key.retire_after.isoformat(timespec="seconds") if key.retire_after else "-"
-            click.echo(f"{key.kid}  {key.status.value:9}  created {key.created_at:%Y-%m-%d}  retires {retire}")
+            click.echo(
+                f"{key.kid}  {key.status.value:9}  "
+                f"created {key.created_at:%Y-%m-%d}  retires {retire}"
+            )
 
 
 # --- platforms --------------------------------------------------------------------------------
@@ -162,14 +174,23 @@ def platforms() -> None:
 @click.option("--client-id", required=True)
 @click.option("--auth-login-url", required=True, help="OIDC authentication request URL.")
 @click.option("--jwks-url", required=True, help="The platform's public keyset URL.")
-@click.option("--auth-token-url", default=None, help="OAuth2 access token URL (for grades, roster).")
+@click.option(
+    "--auth-token-url", default=None, help="OAuth2 access token URL (for grades, roster)."
+)
 @click.option("--audience", default=None, help="Token audience, when not the token URL.")
 @click.option("--name", default=None, help="A name for admins (default: the issuer's host).")
 @click.option("--deployment", "deployments", multiple=True, help="A deployment id (repeatable).")
 @pass_ctx
 def platforms_add(
-    ctx: CliContext, issuer: str, client_id: str, auth_login_url: str, jwks_url: str,
-    auth_token_url: str | None, audience: str | None, name: str | None, deployments: tuple[str, ...],
+    ctx: CliContext,
+    issuer: str,
+    client_id: str,
+    auth_login_url: str,
+    jwks_url: str,
+    auth_token_url: str | None,
+    audience: str | None,
+    name: str | None,
+    deployments: tuple[str, ...],
 ) -> None:
     """Register a platform that has no Dynamic Registration."""
     from urllib.parse import urlsplit
@@ -177,16 +198,26 @@ def platforms_add(
     from lti_tool.lti.models import RegisteredVia
     from lti_tool.lti.registration import save_platform
 
-    for label, value in (("--issuer", issuer), ("--auth-login-url", auth_login_url),
-                         ("--jwks-url", jwks_url), ("--auth-token-url", auth_token_url)):
+    for label, value in (
+        ("--issuer", issuer),
+        ("--auth-login-url", auth_login_url),
+        ("--jwks-url", jwks_url),
+        ("--auth-token-url", auth_token_url),
+    ):
         if value is not None and not value.startswith(("https://", "http://")):
             raise click.BadParameter(f"{value!r} is not an http(s) URL", param_hint=label)
     with ctx.db.session_scope() as session:
         result = save_platform(
-            session, issuer=issuer, client_id=client_id,
-            name=name or urlsplit(issuer).netloc, auth_login_url=auth_login_url,
-            auth_token_url=auth_token_url, auth_audience=audience, jwks_url=jwks_url,
-            product_family_code=None, deployment_ids=list(deployments),
+            session,
+            issuer=issuer,
+            client_id=client_id,
+            name=name or urlsplit(issuer).netloc,
+            auth_login_url=auth_login_url,
+            auth_token_url=auth_token_url,
+            auth_audience=audience,
+            jwks_url=jwks_url,
+            product_family_code=None,
+            deployment_ids=list(deployments),
             registered_via=RegisteredVia.MANUAL,
         )
         platform_id = result.platform.id
@@ -268,7 +299,9 @@ def platforms_remove(ctx: CliContext, platform_id: int) -> None:
         if platform is None:
             raise click.ClickException(f"no platform {platform_id}")
         courses = session.scalar(
-            select(func.count()).select_from(Course).join(Deployment)
+            select(func.count())
+            .select_from(Course)
+            .join(Deployment)
             .where(Deployment.platform_id == platform_id)
         )
         people = session.scalar(
@@ -319,8 +352,12 @@ def content() -> None:
 
 
 @content.command("check")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The content folder (default: CONTENT_DIR or ./content).")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The content folder (default: CONTENT_DIR or ./content).",
+)
 @click.option("--lint-details", is_flag=True, help="List every lint finding.")
 def content_check(root: Path | None, lint_details: bool) -> None:
     """Validate every content file; print each problem as FILE:LINE: MESSAGE, then the lint."""
@@ -336,9 +373,11 @@ def content_check(root: Path | None, lint_details: bool) -> None:
             click.echo(str(problem), err=True)
         raise click.ClickException(f"{len(exc.problems)} problems in {folder}") from None
     units = sum(len(m.units) for m in catalog.modules)
-    click.echo(f"content ok: {len(catalog.modules)} modules, {units} units, "
-               f"{len(catalog.questions)} test questions, {len(catalog.scenarios)} scenarios, "
-               f"{len(catalog.sources)} sources, {len(catalog.glossary)} glossary terms")
+    click.echo(
+        f"content ok: {len(catalog.modules)} modules, {units} units, "
+        f"{len(catalog.questions)} test questions, {len(catalog.scenarios)} scenarios, "
+        f"{len(catalog.sources)} sources, {len(catalog.glossary)} glossary terms"
+    )
     report = lint(catalog)
     click.echo(report.summary())
     if lint_details:
@@ -349,8 +388,12 @@ def content_check(root: Path | None, lint_details: bool) -> None:
 @content.command("furigana")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--write", is_flag=True, help="Rewrite FILE in place (else print to stdout).")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The content folder holding glossary.yaml (default: CONTENT_DIR or ./content).")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The content folder holding glossary.yaml (default: CONTENT_DIR or ./content).",
+)
 def content_furigana(file: Path, write: bool, root: Path | None) -> None:
     """Propose ruby for kanji without it in a unit FILE, for the author to review."""
     from lti_tool.catalog.furigana import propose, sudachi_reader
@@ -363,8 +406,11 @@ def content_furigana(file: Path, write: bool, root: Path | None) -> None:
         raise click.ClickException(f"glossary.yaml has problems:\n{exc}") from None
     reader = sudachi_reader()
     if reader is None:
-        click.echo("SudachiPy is not installed (pip install -e '.[authoring]'): "
-                   "only glossary readings are proposed.", err=True)
+        click.echo(
+            "SudachiPy is not installed (pip install -e '.[authoring]'): "
+            "only glossary readings are proposed.",
+            err=True,
+        )
     try:
         source = file.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -372,7 +418,9 @@ def content_furigana(file: Path, write: bool, root: Path | None) -> None:
     proposal = propose(source, glossary, reader)
     if write:
         file.write_text(proposal.text, encoding="utf-8")
-        click.echo(f"{file}: ruby proposed on {proposal.changed_lines} lines; review them", err=True)
+        click.echo(
+            f"{file}: ruby proposed on {proposal.changed_lines} lines; review them", err=True
+        )
     else:
         click.echo(proposal.text, nl=False)
 
@@ -387,10 +435,20 @@ def grades() -> None:
 
 @grades.command("deliver")
 @click.option("--loop", is_flag=True, help="Keep delivering (a worker) until stopped.")
-@click.option("--interval", type=click.FloatRange(0.1, 3600), default=5.0, show_default=True,
-              help="Seconds to wait when nothing is due (with --loop).")
-@click.option("--limit", type=click.IntRange(1, 10000), default=200, show_default=True,
-              help="Scores claimed per pass.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.1, 3600),
+    default=5.0,
+    show_default=True,
+    help="Seconds to wait when nothing is due (with --loop).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10000),
+    default=200,
+    show_default=True,
+    help="Scores claimed per pass.",
+)
 @pass_ctx
 def grades_deliver(ctx: CliContext, loop: bool, interval: float, limit: int) -> None:
     """Send due scores to the LMS (one pass, or --loop). Safe to run many at once."""
@@ -437,9 +495,11 @@ def roster_sync(ctx: CliContext, course_ids: tuple[int, ...], force: bool) -> No
 
     if not course_ids:
         with ctx.db.session_scope() as session:
-            course_ids = tuple(session.scalars(
-                select(Course.id).where(Course.memberships_url.is_not(None)).order_by(Course.id)
-            ))
+            course_ids = tuple(
+                session.scalars(
+                    select(Course.id).where(Course.memberships_url.is_not(None)).order_by(Course.id)
+                )
+            )
     failed = 0
     for course_id in course_ids:
         result = sync_course(ctx.db, ctx.config, course_id, force=force)
@@ -447,8 +507,10 @@ def roster_sync(ctx: CliContext, course_ids: tuple[int, ...], force: bool) -> No
             failed += 1
             click.echo(f"course {course_id}: failed: {result.error}", err=True)
         elif result.synced:
-            click.echo(f"course {course_id}: {result.members} members, {result.added} new, "
-                       f"{result.deactivated} no longer listed")
+            click.echo(
+                f"course {course_id}: {result.members} members, {result.added} new, "
+                f"{result.deactivated} no longer listed"
+            )
         else:
             click.echo(f"course {course_id}: recently synced (use --force)")
     if failed:
@@ -459,10 +521,19 @@ def roster_sync(ctx: CliContext, course_ids: tuple[int, ...], force: bool) -> No
 
 
 @main.command("serve")
-@click.option("--workers", type=int, default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")),
-              show_default="WEB_CONCURRENCY or 2")
-@click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Threads per worker.")
+@click.option(
+    "--workers",
+    type=int,
+    default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")),
+    show_default="WEB_CONCURRENCY or 2",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Threads per worker.",
+)
 @click.option("--dev", is_flag=True, help="Werkzeug's reloading development server.")
 @pass_ctx
 def serve(ctx: CliContext, workers: int, threads: int, dev: bool) -> None:
@@ -497,7 +568,18 @@ def serve(ctx: CliContext, workers: int, threads: int, dev: bool) -> None:
     # answer, nor may an idle browser connection hold a whole worker.
     os.execvp(  # noqa: S606 - replaces this process with gunicorn, arguments fixed here
         sys.executable,
-        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class",
-         "gthread", "--threads", str(threads), "--bind", f"{cfg.host}:{cfg.port}",
-         "lti_tool.wsgi:app"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(threads),
+            "--bind",
+            f"{cfg.host}:{cfg.port}",
+            "lti_tool.wsgi:app",
+        ],
     )

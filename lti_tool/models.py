@@ -9,6 +9,11 @@ from lti_tool.modules import models as modules_models
 from lti_tool.quiz import models as quiz_models
 
 __all__ = [
-    "Base", "grading_models", "identity_models", "linking_models", "lti_models", "modules_models",
+    "Base",
+    "grading_models",
+    "identity_models",
+    "linking_models",
+    "lti_models",
+    "modules_models",
     "quiz_models",
 ]

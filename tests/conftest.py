@@ -62,9 +62,10 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         with admin.connect() as conn:
-            conn.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
-            ), {"n": name})
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": name},
+            )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 
@@ -97,8 +98,9 @@ def make_config(database_url: str, base_url: str, tmp: Path, **changes: Any) -> 
 
 
 @pytest.fixture(scope="session")
-def app(database_url: str, tool_server: LiveServer,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+def app(
+    database_url: str, tool_server: LiveServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Flask]:
     config = make_config(database_url, tool_server.url, tmp_path_factory.mktemp("instance"))
     flask_app = create_app(config)
     tool_server.mount(flask_app)
@@ -165,14 +167,24 @@ def register(app: Flask, lms: TestLMS, db: Database) -> Callable[..., ToolRegist
     LMS's view of the registration."""
 
     def _register(deployment_id: str = "1", client_id: str | None = None) -> ToolRegistration:
-        reg = lms.add_tool(app.extensions["tsunagu.config"].tool_base_url,
-                           client_id=client_id, deployment_id=deployment_id)
+        reg = lms.add_tool(
+            app.extensions["tsunagu.config"].tool_base_url,
+            client_id=client_id,
+            deployment_id=deployment_id,
+        )
         with db.session_scope() as session:
             save_platform(
-                session, issuer=lms.issuer, client_id=reg.client_id, name=lms.name,
-                auth_login_url=lms.base_url + "/auth", auth_token_url=lms.base_url + "/token",
-                auth_audience=None, jwks_url=lms.base_url + "/jwks", product_family_code="testlms",
-                deployment_ids=[deployment_id], registered_via=RegisteredVia.MANUAL,
+                session,
+                issuer=lms.issuer,
+                client_id=reg.client_id,
+                name=lms.name,
+                auth_login_url=lms.base_url + "/auth",
+                auth_token_url=lms.base_url + "/token",
+                auth_audience=None,
+                jwks_url=lms.base_url + "/jwks",
+                product_family_code="testlms",
+                deployment_ids=[deployment_id],
+                registered_via=RegisteredVia.MANUAL,
             )
         return reg
 
@@ -191,8 +203,12 @@ def browser(app: Flask, lms: TestLMS) -> Browser:
 
 def make_user(role: str = "Learner", **fields: Any) -> User:
     roles = fields.pop("roles", [MEMBERSHIP + role] if role else [])
-    defaults = {"name": "Nguyen Thi Lan", "given_name": "Lan", "family_name": "Nguyen",
-                "email": "lan@example.org"}
+    defaults = {
+        "name": "Nguyen Thi Lan",
+        "given_name": "Lan",
+        "family_name": "Nguyen",
+        "email": "lan@example.org",
+    }
     defaults.update(fields)
     return User(sub=defaults.pop("sub", uuid.uuid4().hex[:12]), roles=roles, **defaults)
 
@@ -204,5 +220,10 @@ def learner() -> User:
 
 @pytest.fixture
 def instructor() -> User:
-    return make_user("Instructor", name="田中 花子", given_name="花子", family_name="田中",
-                     email="tanaka@example.jp")
+    return make_user(
+        "Instructor",
+        name="田中 花子",
+        given_name="花子",
+        family_name="田中",
+        email="tanaka@example.jp",
+    )

@@ -77,12 +77,26 @@ def added_id(output: str) -> int:
 def registered(app: Flask, lms: TestLMS, cli: Cli) -> tuple[ToolRegistration, int]:
     """The test LMS registered by hand, with `platforms add`."""
     reg = lms.add_tool(app.extensions["tsunagu.config"].tool_base_url, deployment_id="1")
-    output = ok(cli(
-        "platforms", "add", "--issuer", lms.issuer, "--client-id", reg.client_id,
-        "--auth-login-url", lms.base_url + "/auth", "--jwks-url", lms.base_url + "/jwks",
-        "--auth-token-url", lms.base_url + "/token", "--name", "Test Moodle",
-        "--deployment", "1",
-    ))
+    output = ok(
+        cli(
+            "platforms",
+            "add",
+            "--issuer",
+            lms.issuer,
+            "--client-id",
+            reg.client_id,
+            "--auth-login-url",
+            lms.base_url + "/auth",
+            "--jwks-url",
+            lms.base_url + "/jwks",
+            "--auth-token-url",
+            lms.base_url + "/token",
+            "--name",
+            "Test Moodle",
+            "--deployment",
+            "1",
+        )
+    )
     assert output.startswith("added platform ")
     return reg, added_id(output)
 
@@ -95,12 +109,24 @@ def test_platforms_list_when_empty(cli):
 
 
 def test_platforms_add_with_deployments_then_list(cli, db):
-    output = ok(cli(
-        "platforms", "add", "--issuer", "https://moodle.example.jp", "--client-id", "abc123",
-        "--auth-login-url", "https://moodle.example.jp/mod/lti/auth.php",
-        "--jwks-url", "https://moodle.example.jp/mod/lti/certs.php",
-        "--deployment", "4", "--deployment", "7",
-    ))
+    output = ok(
+        cli(
+            "platforms",
+            "add",
+            "--issuer",
+            "https://moodle.example.jp",
+            "--client-id",
+            "abc123",
+            "--auth-login-url",
+            "https://moodle.example.jp/mod/lti/auth.php",
+            "--jwks-url",
+            "https://moodle.example.jp/mod/lti/certs.php",
+            "--deployment",
+            "4",
+            "--deployment",
+            "7",
+        )
+    )
     platform_id = added_id(output)
     listing = ok(cli("platforms", "list"))
     [line] = listing.splitlines()
@@ -116,9 +142,18 @@ def test_platforms_add_with_deployments_then_list(cli, db):
 
 
 def test_platforms_add_again_updates(cli, db):
-    args = ["platforms", "add", "--issuer", "https://moodle.example.jp", "--client-id", "abc",
-            "--auth-login-url", "https://moodle.example.jp/auth",
-            "--jwks-url", "https://moodle.example.jp/certs"]
+    args = [
+        "platforms",
+        "add",
+        "--issuer",
+        "https://moodle.example.jp",
+        "--client-id",
+        "abc",
+        "--auth-login-url",
+        "https://moodle.example.jp/auth",
+        "--jwks-url",
+        "https://moodle.example.jp/certs",
+    ]
     first = added_id(ok(cli(*args, "--deployment", "1")))
     output = ok(cli(*args[:-1], "https://moodle.example.jp/certs-v2", "--deployment", "2"))
     assert output.strip() == f"updated platform {first}"
@@ -142,15 +177,19 @@ def test_platforms_add_deployment_to_no_platform(cli):
     assert "no platform 999999" in result.output
 
 
-@pytest.mark.parametrize(("option", "value"), [
-    ("--issuer", "moodle.example.jp"),
-    ("--auth-login-url", "javascript:alert(1)"),
-    ("--jwks-url", "ftp://moodle.example.jp/certs"),
-    ("--auth-token-url", "/mod/lti/token.php"),
-])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--issuer", "moodle.example.jp"),
+        ("--auth-login-url", "javascript:alert(1)"),
+        ("--jwks-url", "ftp://moodle.example.jp/certs"),
+        ("--auth-token-url", "/mod/lti/token.php"),
+    ],
+)
 def test_platforms_add_refuses_a_bad_url(cli, db, option, value):
     options = {
-        "--issuer": "https://moodle.example.jp", "--client-id": "abc",
+        "--issuer": "https://moodle.example.jp",
+        "--client-id": "abc",
         "--auth-login-url": "https://moodle.example.jp/auth",
         "--jwks-url": "https://moodle.example.jp/certs",
         "--auth-token-url": "https://moodle.example.jp/token",
@@ -171,22 +210,28 @@ def test_platforms_add_requires_the_urls(cli):
     assert "--auth-login-url" in result.output
 
 
-def test_disabled_platform_refuses_login_and_launch(cli, registered, browser: Browser,
-                                                    learner: User):
+def test_disabled_platform_refuses_login_and_launch(
+    cli, registered, browser: Browser, learner: User
+):
     reg, platform_id = registered
     assert browser.launch(reg, learner).status_code == 200
     started = browser.login(reg, learner)  # a login begun before the platform is disabled
 
     assert ok(cli("platforms", "disable", str(platform_id))).strip() == (
-        f"platform {platform_id} disabled")
+        f"platform {platform_id} disabled"
+    )
     assert "disabled" in ok(cli("platforms", "list"))
 
     action, fields = browser.authorize(started)
     launch = browser.post_launch(fields, action)
     assert launch.status_code == 403
     assert "disabled" in launch.text
-    login = browser.http.post(reg.login_url, data=browser.lms.login_params(reg, learner),
-                              allow_redirects=False, timeout=10)
+    login = browser.http.post(
+        reg.login_url,
+        data=browser.lms.login_params(reg, learner),
+        allow_redirects=False,
+        timeout=10,
+    )
     assert login.status_code == 403
     assert "disabled" in login.text
 
@@ -216,7 +261,8 @@ def test_remove_refuses_a_platform_with_learner_records(cli, db, registered, bro
 def test_remove_deletes_a_platform_without_records(cli, db, registered):
     _, platform_id = registered
     assert ok(cli("platforms", "remove", str(platform_id))).strip() == (
-        f"platform {platform_id} removed")
+        f"platform {platform_id} removed"
+    )
     assert ok(cli("platforms", "list")).strip() == "no platforms registered"
     with db.session_scope() as session:
         assert session.get(Platform, platform_id) is None
@@ -253,8 +299,9 @@ def test_keys_rotate_and_list(app, cli, db, tool_keys):
     assert "retiring" in by_kid[old_kid] and f"retires {retire_on}" in by_kid[old_kid]
     assert listing[-1].startswith(new_kid)  # newest last
 
-    jwks = requests.get(app.extensions["tsunagu.config"].tool_base_url + "/lti/jwks",
-                        timeout=5).json()
+    jwks = requests.get(
+        app.extensions["tsunagu.config"].tool_base_url + "/lti/jwks", timeout=5
+    ).json()
     assert {old_kid, new_kid} <= {k["kid"] for k in jwks["keys"]}
     with db.session_scope() as session:
         assert signing_key(session, SECRET).kid == new_kid
@@ -279,10 +326,19 @@ def test_db_prune_removes_expired_states_and_retired_keys(cli, db, reg, tool_key
     now = utcnow()
     with db.session_scope() as session:
         platform_id = session.scalars(select(Platform.id)).one()
-        for state, expires in (("expired", now - dt.timedelta(minutes=1)),
-                               ("current", now + dt.timedelta(minutes=5))):
-            session.add(LoginState(state=state, nonce="n-" + state, platform_id=platform_id,
-                                   created_at=now, expires_at=expires))
+        for state, expires in (
+            ("expired", now - dt.timedelta(minutes=1)),
+            ("current", now + dt.timedelta(minutes=5)),
+        ):
+            session.add(
+                LoginState(
+                    state=state,
+                    nonce="n-" + state,
+                    platform_id=platform_id,
+                    created_at=now,
+                    expires_at=expires,
+                )
+            )
     ok(cli("keys", "rotate", "--grace-days", "0"))
 
     assert ok(cli("db", "prune")).strip() == "pruned 1 login states, 1 retired keys"

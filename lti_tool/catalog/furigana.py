@@ -36,7 +36,9 @@ def sudachi_reader() -> Reader | None:
     tokenizer = dictionary.Dictionary(dict="core").tokenizer()
 
     def read(text: str) -> list[tuple[str, str]]:
-        return [(m.surface(), katakana_to_hiragana(m.reading_form())) for m in tokenizer.tokenize(text)]
+        return [
+            (m.surface(), katakana_to_hiragana(m.reading_form())) for m in tokenizer.tokenize(text)
+        ]
 
     return read
 
@@ -46,12 +48,20 @@ def _ruby_for_token(surface: str, reading: str) -> str:
     if not KANJI.search(surface) or not reading or reading == surface:
         return surface
     start = 0
-    while start < len(surface) and start < len(reading) and not KANJI.match(surface[start]) \
-            and surface[start] == reading[start]:
+    while (
+        start < len(surface)
+        and start < len(reading)
+        and not KANJI.match(surface[start])
+        and surface[start] == reading[start]
+    ):
         start += 1
     end_s, end_r = len(surface), len(reading)
-    while end_s > start and end_r > start and not KANJI.match(surface[end_s - 1]) \
-            and surface[end_s - 1] == reading[end_r - 1]:
+    while (
+        end_s > start
+        and end_r > start
+        and not KANJI.match(surface[end_s - 1])
+        and surface[end_s - 1] == reading[end_r - 1]
+    ):
         end_s -= 1
         end_r -= 1
     base, base_reading = surface[start:end_s], reading[start:end_r]
@@ -63,14 +73,21 @@ def _ruby_for_token(surface: str, reading: str) -> str:
 def _apply_glossary(text: str, glossary: Sequence[GlossaryEntry]) -> str:
     for entry in sorted(glossary, key=lambda e: len(e.term), reverse=True):
         if KANJI.search(entry.term):
-            text = _outside_ruby(text, lambda part, e=entry: part.replace(e.term, f"{{{e.term}|{e.reading}}}"))
+            text = _outside_ruby(text, _replacer(entry.term, f"{{{entry.term}|{entry.reading}}}"))
     return text
+
+
+def _replacer(old: str, new: str) -> Callable[[str], str]:
+    def replace(part: str) -> str:
+        return part.replace(old, new)
+
+    return replace
 
 
 def _outside_ruby(text: str, change: Callable[[str], str]) -> str:
     out, position = [], 0
     for match in RUBY_PATTERN.finditer(text):
-        out.append(change(text[position:match.start()]))
+        out.append(change(text[position : match.start()]))
         out.append(match.group(0))
         position = match.end()
     out.append(change(text[position:]))
@@ -127,7 +144,9 @@ def propose(source: str, glossary: Sequence[GlossaryEntry], reader: Reader | Non
 
 
 def _front_line(
-    line: str, yaml_lang: tuple[int, str] | None, glossary: Sequence[GlossaryEntry],
+    line: str,
+    yaml_lang: tuple[int, str] | None,
+    glossary: Sequence[GlossaryEntry],
     reader: Reader | None,
 ) -> tuple[tuple[int, str] | None, str]:
     indent = len(line) - len(line.lstrip())

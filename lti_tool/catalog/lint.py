@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from lti_tool.catalog.furigana import missing_ruby
-from lti_tool.catalog.model import Catalog, Text, TextList
+from lti_tool.catalog.model import Catalog, Module, Text, TextList
 from lti_tool.catalog.ruby import strip_ruby
 
 EASY_SENTENCE_LIMIT = 40
@@ -78,40 +78,60 @@ def _check(report: LintReport, where: str, language: str, text: str) -> None:
             for sentence in SENTENCE_END.split(strip_ruby(line)):
                 sentence = sentence.strip()
                 if len(sentence) > EASY_SENTENCE_LIMIT:
-                    report.findings.append(Finding("easy-long", where, f"{len(sentence)}: “{sentence[:50]}…”"))
+                    report.findings.append(
+                        Finding("easy-long", where, f"{len(sentence)}: “{sentence[:50]}…”")
+                    )
+
+
+Checked = Text | TextList | None
+
+
+def _module_texts(module: Module) -> Iterator[tuple[str, Checked]]:
+    for value in (module.title, module.description, module.objectives):
+        yield module.path, value
+    for unit in module.units:
+        for value in (unit.title, unit.objectives, unit.key_points):
+            yield unit.path, value
+        for check in unit.self_check:
+            for value in (check.prompt, check.explanation, *check.options):
+                yield unit.path, value
+
+
+def _catalog_texts(catalog: Catalog) -> Iterator[tuple[str, Checked]]:
+    """Every text the lint reads, with where it comes from."""
+    for module in catalog.modules:
+        yield from _module_texts(module)
+    for question in catalog.questions.values():
+        where = f"{question.path} ({question.id})"
+        for value in (question.text, question.explanation, *question.options):
+            yield where, value
+        for pair in question.pairs:
+            yield where, pair.left
+            yield where, pair.right
+    for scenario in catalog.scenarios.values():
+        for value in (
+            scenario.title,
+            scenario.situation,
+            scenario.client_words,
+            *scenario.prompts,
+            *scenario.good_practice,
+        ):
+            yield scenario.path, value
 
 
 def lint(catalog: Catalog) -> LintReport:
     report = LintReport()
+    for where, value in _catalog_texts(catalog):
+        for language, text in _texts(value):
+            _check(report, where, language, text)
     for module in catalog.modules:
-        for value in (module.title, module.description, module.objectives):
-            for language, text in _texts(value):
-                _check(report, module.path, language, text)
         for unit in module.units:
             if not unit.sources:
                 report.findings.append(Finding("no-sources", unit.path, unit.id))
-            for value in (unit.title, unit.objectives, unit.key_points):
-                for language, text in _texts(value):
-                    _check(report, unit.path, language, text)
-            for question in unit.self_check:
-                for value in (question.prompt, question.explanation, *question.options):
-                    for language, text in _texts(value):
-                        _check(report, unit.path, language, text)
             for language in ("ja", "ja-easy"):
                 if language in unit.sources_text:
                     _check(report, unit.path, language, unit.sources_text[language])
     for question in catalog.questions.values():
         if not question.explanation.ja or not question.explanation.en:
             report.findings.append(Finding("no-explanation", question.path, question.id))
-        values = [question.text, question.explanation, *question.options]
-        values += [text for pair in question.pairs for text in (pair.left, pair.right)]
-        for value in values:
-            for language, text in _texts(value):
-                _check(report, f"{question.path} ({question.id})", language, text)
-    for scenario in catalog.scenarios.values():
-        values = [scenario.title, scenario.situation, scenario.client_words,
-                  *scenario.prompts, *scenario.good_practice]
-        for value in values:
-            for language, text in _texts(value):
-                _check(report, scenario.path, language, text)
     return report

@@ -3,7 +3,7 @@
 Layout:
     content/sources.yaml                 the sources units cite (id, title, publisher, url, date)
     content/glossary.yaml                fixed readings of domain terms
-    content/modules/<A..E>/module.yaml   id, order, title, description, objectives, units (ordered ids)
+    content/modules/<A..E>/module.yaml   id, order, title, description, objectives, units (in order)
     content/modules/<A..E>/<unit-id>.md  YAML front matter, then `::: ja`, `::: ja-easy`, `::: en`
                                          sections of Markdown, each closed by `:::`
     content/quiz/*.yaml                  the completion test's question bank (catalog.quizbank)
@@ -104,7 +104,9 @@ class _File:
                     self.problem(line, f"{key}: missing {language}")
                 continue
             if not isinstance(item, str) or not item.strip():
-                self.problem(value.line_of(language), f"{key}.{language}: expected a non-empty text")
+                self.problem(
+                    value.line_of(language), f"{key}.{language}: expected a non-empty text"
+                )
                 continue
             if language != "en":
                 self.ruby(item, value.line_of(language))
@@ -127,22 +129,72 @@ class _File:
                     self.problem(line, f"{key}: missing {language}")
                 continue
             if not isinstance(items, LineList) or not items:
-                self.problem(value.line_of(language), f"{key}.{language}: expected a non-empty list")
+                self.problem(
+                    value.line_of(language), f"{key}.{language}: expected a non-empty list"
+                )
                 continue
-            good = []
-            for index, item in enumerate(items):
-                if not isinstance(item, str) or not item.strip():
-                    self.problem(items.line_of(index), f"{key}.{language}: expected text items")
-                    continue
-                if language != "en":
-                    self.ruby(item, items.line_of(index))
-                good.append(item.strip())
-            lists[language] = tuple(good)
+            lists[language] = self._strings(items, f"{key}.{language}", ruby=language != "en")
         if "ja" not in lists or "en" not in lists:
             return None
         if len(lists["ja"]) != len(lists["en"]):
             self.problem(line, f"{key}: ja has {len(lists['ja'])} items, en has {len(lists['en'])}")
         return TextList(ja=lists["ja"], en=lists["en"], ja_easy=lists.get(EASY))
+
+    def _strings(self, items: LineList, where: str, *, ruby: bool) -> tuple[str, ...]:
+        good = []
+        for index, item in enumerate(items):
+            if not isinstance(item, str) or not item.strip():
+                self.problem(items.line_of(index), f"{where}: expected text items")
+                continue
+            if ruby:
+                self.ruby(item, items.line_of(index))
+            good.append(item.strip())
+        return tuple(good)
+
+    def texts(self, data: LineDict, key: str, where: str, low: int, high: int) -> list[Text]:
+        """A list of {ja, en} texts (options, prompts), with `low` to `high` items."""
+        raw = data.get(key)
+        if not isinstance(raw, LineList) or not low <= len(raw) <= high:
+            self.problem(data.line_of(key), f"{where}: {key} needs {low} to {high} items")
+            return []
+        texts = []
+        for index, item in enumerate(raw):
+            wrapper = LineDict()
+            wrapper[key] = item
+            wrapper.lines[key] = raw.line_of(index)
+            text = self.text(wrapper, key)
+            if text is None:
+                return []
+            texts.append(text)
+        return texts
+
+    def whole_number(self, data: LineDict, key: str, low: int, high: int, *, default: int) -> int:
+        value = data.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            self.problem(data.line_of(key), f"{key}: a whole number from {low} to {high}")
+            return default
+        return value
+
+    def https_url(self, data: LineDict, key: str) -> str | None:
+        value = data.get(key)
+        if value is not None and (not isinstance(value, str) or not value.startswith("https://")):
+            self.problem(data.line_of(key), f"{key}: an https:// URL or nothing")
+            return None
+        return value
+
+    def cited(self, data: LineDict, sources: dict[str, Source], where: str) -> tuple[Source, ...]:
+        """The sources a unit, question or scenario cites (at least one, all known)."""
+        source_ids = data.get("sources")
+        if not isinstance(source_ids, LineList) or not source_ids:
+            self.problem(data.line_of("sources"), f"{where}: cite at least one source")
+            return ()
+        cited = []
+        for index, source_id in enumerate(source_ids):
+            if source_id in sources:
+                cited.append(sources[source_id])
+            else:
+                self.problem(source_ids.line_of(index), f"{where}: unknown source {source_id!r}")
+        return tuple(cited)
 
     def check_keys(self, data: LineDict, allowed: set[str], where: str) -> None:
         for key in set(data) - allowed:
@@ -207,7 +259,10 @@ def _load_sources(reporter: _Reporter, root: Path) -> dict[str, Source]:
         date = entry.get("date")
         if title and publisher:
             sources[source_id] = Source(
-                id=source_id, title=title, publisher=publisher, url=url,
+                id=source_id,
+                title=title,
+                publisher=publisher,
+                url=url,
                 date=str(date) if date is not None else None,
             )
     return sources
@@ -257,12 +312,16 @@ def _split_unit(file: _File, text: str) -> tuple[str, int, dict[str, tuple[str, 
     except StopIteration:
         file.problem(1, "front matter is not closed with '---'")
         return None
-    front = "\n".join(lines[1:end])
+    return "\n".join(lines[1:end]), 2, _sections(file, lines, end + 1)
+
+
+def _sections(file: _File, lines: list[str], first: int) -> dict[str, tuple[str, int]]:
+    """The `::: ja` … `:::` sections after the front matter: text and first line, by language."""
     sections: dict[str, tuple[str, int]] = {}
     current: str | None = None
     start = 0
     buffer: list[str] = []
-    for number in range(end + 1, len(lines)):
+    for number in range(first, len(lines)):
         line = lines[number]
         opening = SECTION_OPEN.match(line)
         if current is None:
@@ -272,8 +331,7 @@ def _split_unit(file: _File, text: str) -> tuple[str, int, dict[str, tuple[str, 
                     file.problem(number + 1, f"section {current!r} appears twice")
             elif line.strip():
                 file.problem(number + 1, "text outside a '::: ja' / '::: en' section")
-            continue
-        if line.strip() == ":::":
+        elif line.strip() == ":::":
             sections[current] = ("\n".join(buffer), start + 1)
             current = None
         elif opening:
@@ -283,7 +341,7 @@ def _split_unit(file: _File, text: str) -> tuple[str, int, dict[str, tuple[str, 
             buffer.append(line)
     if current is not None:
         file.problem(start, f"section {current!r} is not closed with ':::'")
-    return front, 2, sections
+    return sections
 
 
 def _link_terms(body: str, glossary: tuple[GlossaryEntry, ...]) -> tuple[str, list[int]]:
@@ -304,8 +362,8 @@ def _link_terms(body: str, glossary: tuple[GlossaryEntry, ...]) -> tuple[str, li
         else:
             span = match.span()
         title = strip_ruby(entry.definition.ja if entry.definition else entry.en).replace('"', "'")
-        original = body[span[0]:span[1]]
-        body = f'{body[:span[0]]}[{original}](#term-{index} "{title}"){body[span[1]:]}'
+        original = body[span[0] : span[1]]
+        body = f'{body[: span[0]]}[{original}](#term-{index} "{title}"){body[span[1] :]}'
         used.append(index)
     return body, sorted(used)
 
@@ -313,8 +371,11 @@ def _link_terms(body: str, glossary: tuple[GlossaryEntry, ...]) -> tuple[str, li
 def _inside_markup(body: str, position: int) -> bool:
     """True inside a link's text or target, or inside another ruby group."""
     before = body[:position]
-    return before.count("[") > before.count("]") or before.count("(#term-") > before.count(
-        '")') or before.count("{") > before.count("}")
+    return (
+        before.count("[") > before.count("]")
+        or before.count("(#term-") > before.count('")')
+        or before.count("{") > before.count("}")
+    )
 
 
 def _check_links(file: _File, body: str, first_line: int) -> None:
@@ -325,58 +386,54 @@ def _check_links(file: _File, body: str, first_line: int) -> None:
                 file.problem(first_line + offset, f"link {target!r}: use an absolute https:// URL")
 
 
+def _self_check_question(
+    file: _File, item: Any, line: int, unit_id: str
+) -> SelfCheckQuestion | None:
+    if not isinstance(item, LineDict):
+        file.problem(line, "self_check: expected a question")
+        return None
+    file.check_keys(item, {"id", "prompt", "options", "answer", "explanation"}, "self_check")
+    question_id = item.get("id")
+    if not isinstance(question_id, str) or not question_id.startswith(unit_id):
+        file.problem(line, f"self_check: id must start with the unit id {unit_id!r}")
+        return None
+    prompt = file.text(item, "prompt")
+    explanation = file.text(item, "explanation")
+    options = file.texts(item, "options", "self_check", 2, 8)
+    answer = item.get("answer")
+    if not isinstance(answer, int) or isinstance(answer, bool) or not 0 <= answer < len(options):
+        file.problem(item.line_of("answer"), "self_check: answer must be an option's index")
+        return None
+    if prompt is None or explanation is None:
+        return None
+    return SelfCheckQuestion(
+        id=question_id,
+        prompt=prompt,
+        options=tuple(options),
+        answer=answer,
+        explanation=explanation,
+    )
+
+
 def _self_check(file: _File, data: LineDict, unit_id: str) -> tuple[SelfCheckQuestion, ...]:
     items = data.get("self_check")
     if not isinstance(items, LineList) or not items:
         file.problem(data.line_of("self_check"), "self_check: expected a list of questions")
         return ()
-    questions = []
-    for index, item in enumerate(items):
-        line = items.line_of(index)
-        if not isinstance(item, LineDict):
-            file.problem(line, "self_check: expected a question")
-            continue
-        file.check_keys(item, {"id", "prompt", "options", "answer", "explanation"}, "self_check")
-        question_id = item.get("id")
-        if not isinstance(question_id, str) or not question_id.startswith(unit_id):
-            file.problem(line, f"self_check: id must start with the unit id {unit_id!r}")
-            continue
-        prompt = file.text(item, "prompt")
-        explanation = file.text(item, "explanation")
-        options_data = item.get("options")
-        options: list[Text] = []
-        if not isinstance(options_data, LineList) or len(options_data) < 2:
-            file.problem(item.line_of("options"), "self_check: at least two options")
-        else:
-            for option_index, option in enumerate(options_data):
-                if not isinstance(option, LineDict):
-                    file.problem(options_data.line_of(option_index), "option: expected ja and en")
-                    continue
-                wrapper = LineDict()
-                wrapper["option"] = option
-                wrapper.lines["option"] = options_data.line_of(option_index)
-                text = file.text(wrapper, "option")
-                if text:
-                    options.append(text)
-        answer = item.get("answer")
-        if not isinstance(answer, int) or isinstance(answer, bool) or not 0 <= answer < len(options):
-            file.problem(item.line_of("answer"), "self_check: answer must be an option's index")
-            continue
-        if prompt and explanation and len(options) == len(options_data or []):
-            questions.append(SelfCheckQuestion(
-                id=question_id, prompt=prompt, options=tuple(options), answer=answer,
-                explanation=explanation,
-            ))
-    return tuple(questions)
+    questions = [
+        _self_check_question(file, item, items.line_of(index), unit_id)
+        for index, item in enumerate(items)
+    ]
+    return tuple(q for q in questions if q is not None)
 
 
 UNIT_KEYS = {"id", "title", "minutes", "video", "objectives", "key_points", "self_check", "sources"}
 
 
-def _load_unit(
-    reporter: _Reporter, path: Path, module_id: str, number: int, sources: dict[str, Source],
-    glossary: tuple[GlossaryEntry, ...] = (),
-) -> Unit | None:
+def _front_matter(
+    reporter: _Reporter, path: Path
+) -> tuple[LineDict, _File, _File, dict[str, tuple[str, int]]] | None:
+    """A unit file's front matter (with a reporter whose lines are the file's) and sections."""
     text = _read(reporter, path)
     if text is None:
         return None
@@ -393,41 +450,34 @@ def _load_unit(
     if not isinstance(data, LineDict):
         file.problem(front_line, "front matter: expected keys id, title, ...")
         return None
-    front_file = _File(reporter, path, line_offset=front_line - 1)
-    front_file.check_keys(data, UNIT_KEYS, "unit")
+    return data, file, _File(reporter, path, line_offset=front_line - 1), sections
+
+
+def _unit_id(file: _File, data: LineDict, module_id: str, path: Path) -> str | None:
     unit_id = data.get("id")
     if not isinstance(unit_id, str) or not UNIT_ID.match(unit_id):
-        front_file.problem(data.line_of("id"), "id: like 'a01-why-coordinators' (module letter, two digits)")
+        file.problem(
+            data.line_of("id"), "id: like 'a01-why-coordinators' (module letter, two digits)"
+        )
         return None
     if unit_id[0].upper() != module_id:
-        front_file.problem(data.line_of("id"), f"id {unit_id!r} is not in module {module_id}")
+        file.problem(data.line_of("id"), f"id {unit_id!r} is not in module {module_id}")
     if path.stem != unit_id:
-        front_file.problem(data.line_of("id"), f"id {unit_id!r} differs from the file name")
-    title = front_file.text(data, "title")
-    objectives = front_file.text_list(data, "objectives")
-    key_points = front_file.text_list(data, "key_points")
-    self_check = _self_check(front_file, data, unit_id)
-    minutes = data.get("minutes", 20)
-    if not isinstance(minutes, int) or not 1 <= minutes <= 240:
-        front_file.problem(data.line_of("minutes"), "minutes: a whole number from 1 to 240")
-        minutes = 20
-    video = data.get("video")
-    if video is not None and (not isinstance(video, str) or not video.startswith("https://")):
-        front_file.problem(data.line_of("video"), "video: an https:// URL or nothing")
-        video = None
-    cited: list[Source] = []
-    source_ids = data.get("sources")
-    if not isinstance(source_ids, LineList) or not source_ids:
-        front_file.problem(data.line_of("sources"), "sources: every unit cites at least one source")
-    else:
-        for index, source_id in enumerate(source_ids):
-            if source_id not in sources:
-                front_file.problem(source_ids.line_of(index), f"sources: unknown source {source_id!r}")
-            else:
-                cited.append(sources[source_id])
-    bodies: dict[str, Markup] = {}
-    raw: dict[str, str] = {}
-    terms: set[int] = set()
+        file.problem(data.line_of("id"), f"id {unit_id!r} differs from the file name")
+    return unit_id
+
+
+@dataclass
+class _Bodies:
+    html: dict[str, Markup]
+    raw: dict[str, str]
+    terms: set[int]
+
+
+def _bodies(
+    file: _File, sections: dict[str, tuple[str, int]], glossary: tuple[GlossaryEntry, ...]
+) -> _Bodies:
+    bodies = _Bodies({}, {}, set())
     for language in ("ja", "en"):
         if language not in sections:
             file.problem(1, f"body: missing '::: {language}' section")
@@ -439,84 +489,139 @@ def _load_unit(
             for offset, line in enumerate(body.split("\n")):
                 file.ruby(line, first_line + offset)
         _check_links(file, body, first_line)
-        raw[language] = body
+        bodies.raw[language] = body
         if language != "en" and glossary:
             body, used = _link_terms(body, glossary)
-            terms.update(used)
-        bodies[language] = render_markdown(body)
-    if not (title and objectives and key_points and self_check) or not {"ja", "en"} <= set(bodies):
+            bodies.terms.update(used)
+        bodies.html[language] = render_markdown(body)
+    return bodies
+
+
+def _load_unit(
+    reporter: _Reporter,
+    path: Path,
+    module_id: str,
+    number: int,
+    sources: dict[str, Source],
+    glossary: tuple[GlossaryEntry, ...] = (),
+) -> Unit | None:
+    parsed = _front_matter(reporter, path)
+    if parsed is None:
         return None
+    data, file, front_file, sections = parsed
+    front_file.check_keys(data, UNIT_KEYS, "unit")
+    unit_id = _unit_id(front_file, data, module_id, path)
+    if unit_id is None:
+        return None
+    title = front_file.text(data, "title")
+    objectives = front_file.text_list(data, "objectives")
+    key_points = front_file.text_list(data, "key_points")
+    self_check = _self_check(front_file, data, unit_id)
+    minutes = front_file.whole_number(data, "minutes", 1, 240, default=20)
+    video = front_file.https_url(data, "video")
+    cited = front_file.cited(data, sources, "sources")
+    bodies = _bodies(file, sections, glossary)
+    if not (title and objectives and key_points and self_check and cited):
+        return None
+    if not {"ja", "en"} <= set(bodies.html):
+        return None
+    terms = sorted(bodies.terms)
     return Unit(
-        id=unit_id, module_id=module_id, number=number, title=title, minutes=minutes,
-        video_url=video, objectives=objectives, key_points=key_points, self_check=self_check,
-        sources=tuple(cited), path=str(path), bodies=MappingProxyType(bodies),
-        sources_text=MappingProxyType(raw),
-        terms=tuple(glossary[i] for i in sorted(terms)),
-        term_indices=tuple(sorted(terms)),
+        id=unit_id,
+        module_id=module_id,
+        number=number,
+        title=title,
+        minutes=minutes,
+        video_url=video,
+        objectives=objectives,
+        key_points=key_points,
+        self_check=self_check,
+        sources=cited,
+        path=str(path),
+        bodies=MappingProxyType(bodies.html),
+        sources_text=MappingProxyType(bodies.raw),
+        terms=tuple(glossary[i] for i in terms),
+        term_indices=tuple(terms),
     )
 
 
 MODULE_KEYS = {"id", "order", "title", "description", "objectives", "units"}
 
 
-def _load_module(
-    reporter: _Reporter, directory: Path, sources: dict[str, Source], seen_units: set[str],
-    glossary: tuple[GlossaryEntry, ...] = (),
-) -> Module | None:
-    path = directory / "module.yaml"
-    if not path.exists():
-        reporter.add(path, 1, "missing module.yaml")
-        return None
-    data = _yaml_file(reporter, path)
-    if data is None:
-        return None
-    file = _File(reporter, path)
-    if not isinstance(data, LineDict):
-        file.problem(1, "expected keys id, order, title, description, objectives, units")
-        return None
-    file.check_keys(data, MODULE_KEYS, "module")
-    module_id = data.get("id")
-    if module_id != directory.name:
-        file.problem(data.line_of("id"), f"id must be {directory.name!r} (the folder's name)")
-        return None
-    order = data.get("order")
-    if not isinstance(order, int):
-        file.problem(data.line_of("order"), "order: a whole number")
-        order = 0
-    title = file.text(data, "title")
-    description = file.text(data, "description")
-    objectives = file.text_list(data, "objectives")
+@dataclass
+class _ModuleContext:
+    reporter: _Reporter
+    directory: Path
+    sources: dict[str, Source]
+    seen_units: set[str]
+    glossary: tuple[GlossaryEntry, ...]
+
+
+def _module_units(ctx: _ModuleContext, file: _File, data: LineDict, module_id: str) -> list[Unit]:
+    """The module's units in its order; unlisted and missing files are reported."""
     unit_ids = data.get("units")
-    units: list[Unit] = []
-    listed: set[str] = set()
     if not isinstance(unit_ids, LineList) or not unit_ids:
         file.problem(data.line_of("units"), "units: the ordered list of unit ids")
         unit_ids = LineList()
+    units: list[Unit] = []
+    listed: set[str] = set()
     for index, unit_id in enumerate(unit_ids):
         line = unit_ids.line_of(index)
         if not isinstance(unit_id, str):
             file.problem(line, "units: expected unit ids")
             continue
-        if unit_id in seen_units or unit_id in listed:
+        if unit_id in ctx.seen_units or unit_id in listed:
             file.problem(line, f"unit {unit_id!r} is listed twice")
             continue
         listed.add(unit_id)
-        unit_path = directory / f"{unit_id}.md"
+        unit_path = ctx.directory / f"{unit_id}.md"
         if not unit_path.exists():
             file.problem(line, f"unit {unit_id!r} has no file {unit_path.name}")
             continue
-        unit = _load_unit(reporter, unit_path, str(module_id), len(units) + 1, sources, glossary)
+        unit = _load_unit(
+            ctx.reporter, unit_path, module_id, len(units) + 1, ctx.sources, ctx.glossary
+        )
         if unit is not None:
             units.append(unit)
-    for orphan in sorted(directory.glob("*.md")):
+    for orphan in sorted(ctx.directory.glob("*.md")):
         if orphan.stem not in listed:
-            reporter.add(orphan, 1, f"unit file not listed in {path.name}")
-    seen_units.update(listed)
+            ctx.reporter.add(orphan, 1, "unit file not listed in module.yaml")
+    ctx.seen_units.update(listed)
+    return units
+
+
+def _load_module(ctx: _ModuleContext) -> Module | None:
+    path = ctx.directory / "module.yaml"
+    if not path.exists():
+        ctx.reporter.add(path, 1, "missing module.yaml")
+        return None
+    data = _yaml_file(ctx.reporter, path)
+    if data is None:
+        return None
+    file = _File(ctx.reporter, path)
+    if not isinstance(data, LineDict):
+        file.problem(1, "expected keys id, order, title, description, objectives, units")
+        return None
+    file.check_keys(data, MODULE_KEYS, "module")
+    module_id = data.get("id")
+    if module_id != ctx.directory.name:
+        file.problem(data.line_of("id"), f"id must be {ctx.directory.name!r} (the folder's name)")
+        return None
+    order = file.whole_number(data, "order", 0, 99, default=0)
+    title = file.text(data, "title")
+    description = file.text(data, "description")
+    objectives = file.text_list(data, "objectives")
+    units = _module_units(ctx, file, data, str(module_id))
     if not (title and description and objectives):
         return None
     return Module(
-        id=str(module_id), order=order, title=title, description=description,
-        objectives=objectives, units=tuple(units), path=str(path),
+        id=str(module_id),
+        order=order,
+        title=title,
+        description=description,
+        objectives=objectives,
+        units=tuple(units),
+        path=str(path),
     )
 
 
@@ -535,7 +640,9 @@ def _load_bank(reporter: _Reporter, root: Path, sources: dict[str, Source]) -> d
     return questions
 
 
-def _load_scenarios(reporter: _Reporter, folder: Path, sources: dict[str, Source]) -> dict[str, Any]:
+def _load_scenarios(
+    reporter: _Reporter, folder: Path, sources: dict[str, Source]
+) -> dict[str, Any]:
     scenarios: dict[str, Any] = {}
     if not folder.is_dir():
         return scenarios
@@ -580,7 +687,7 @@ def load_catalog(root: Path, scenarios_root: Path | None = None) -> Catalog:
         if not directory.is_dir():
             reporter.add(directory, 1, f"module {module_id} is missing")
             continue
-        module = _load_module(reporter, directory, sources, seen_units, glossary)
+        module = _load_module(_ModuleContext(reporter, directory, sources, seen_units, glossary))
         if module is not None:
             modules.append(module)
     if modules_dir.is_dir():

@@ -16,8 +16,30 @@ from markupsafe import Markup
 from lti_tool.catalog.ruby import RUBY_PATTERN, ruby_html, split_readings
 
 ALLOWED_TAGS = {
-    "p", "br", "strong", "em", "ul", "ol", "li", "a", "h2", "h3", "h4", "blockquote",
-    "code", "pre", "table", "thead", "tbody", "tr", "th", "td", "hr", "ruby", "rt", "rp",
+    "p",
+    "br",
+    "strong",
+    "em",
+    "ul",
+    "ol",
+    "li",
+    "a",
+    "h2",
+    "h3",
+    "h4",
+    "blockquote",
+    "code",
+    "pre",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "hr",
+    "ruby",
+    "rt",
+    "rp",
 }
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"scope"}, "td": set()}
 ALLOWED_SCHEMES = {"https", "http", "mailto", "tel"}

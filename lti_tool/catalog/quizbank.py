@@ -14,17 +14,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lti_tool.catalog.model import Source, Text
 from lti_tool.catalog.yamlsource import LineDict, LineList
 
 QUESTION_TYPES = ("single", "multiple", "truefalse", "matching", "short")
 AREAS = ("A", "B", "C", "D", "E")
-QUESTION_KEYS = {"id", "area", "difficulty", "type", "text", "options", "answer", "pairs",
-                 "accepted", "explanation", "sources"}
+QUESTION_KEYS = {
+    "id",
+    "area",
+    "difficulty",
+    "type",
+    "text",
+    "options",
+    "answer",
+    "pairs",
+    "accepted",
+    "explanation",
+    "sources",
+}
 
 
 @dataclass(frozen=True)
@@ -66,7 +77,9 @@ def question_snapshot(question: Question) -> dict[str, Any]:
         "text": _text_dict(question.text),
         "options": [_text_dict(option) for option in question.options],
         "answer": list(question.answer) if isinstance(question.answer, tuple) else question.answer,
-        "pairs": [{"left": _text_dict(p.left), "right": _text_dict(p.right)} for p in question.pairs],
+        "pairs": [
+            {"left": _text_dict(p.left), "right": _text_dict(p.right)} for p in question.pairs
+        ],
         "accepted": list(question.accepted),
         "explanation": _text_dict(question.explanation),
         "sources": [source.id for source in question.sources],
@@ -79,8 +92,9 @@ def _version(question: Question) -> str:
     return digest.hexdigest()[:12]
 
 
-def load_questions(file: Any, data: Any, path: Path, sources: dict[str, Source],
-                   seen: set[str]) -> list[Question]:
+def load_questions(
+    file: Any, data: Any, path: Path, sources: dict[str, Source], seen: set[str]
+) -> list[Question]:
     """Questions from one bank file; `file` is the loader's _File (reports problems)."""
     if not isinstance(data, LineList):
         file.problem(1, "expected a list of questions")
@@ -102,98 +116,97 @@ def load_questions(file: Any, data: Any, path: Path, sources: dict[str, Source],
     return questions
 
 
-def _question(file: Any, entry: LineDict, line: int, path: Path,
-              sources: dict[str, Source]) -> Question | None:
+@dataclass(frozen=True)
+class _Parts:
+    """What a question's type adds: options and key, pairs, or accepted answers."""
+
+    options: tuple[Text, ...] = ()
+    answer: Any = None
+    pairs: tuple[Pair, ...] = ()
+    accepted: tuple[str, ...] = ()
+
+
+def _type_parts(file: Any, entry: LineDict, where: str, kind: str) -> _Parts | None:
+    if kind in ("single", "multiple"):
+        options = file.texts(entry, "options", where, 2, 8)
+        answer = _choice_answer(file, entry, where, kind, len(options))
+        if not options or answer is None:
+            return None
+        return _Parts(
+            options=tuple(options), answer=tuple(answer) if isinstance(answer, list) else answer
+        )
+    if kind == "truefalse":
+        answer = entry.get("answer")
+        if not isinstance(answer, bool):
+            file.problem(entry.line_of("answer"), f"{where}: answer must be true or false")
+            return None
+        return _Parts(answer=answer)
+    if kind == "matching":
+        pairs = _pairs(file, entry, where)
+        return _Parts(pairs=tuple(pairs)) if pairs else None
+    raw = entry.get("accepted")
+    if (
+        not isinstance(raw, LineList)
+        or not raw
+        or not all(isinstance(a, str) and a.strip() for a in raw)
+    ):
+        file.problem(entry.line_of("accepted"), f"{where}: accepted must list the right answers")
+        return None
+    return _Parts(accepted=tuple(a.strip() for a in raw))
+
+
+def _classification(file: Any, entry: LineDict, where: str) -> tuple[str, int, str] | None:
+    """Area, difficulty and type, each checked."""
+    area, difficulty, kind = entry.get("area"), entry.get("difficulty"), entry.get("type")
+    ok = True
+    if area not in AREAS:
+        file.problem(entry.line_of("area"), f"{where}: area must be one of A–E")
+        ok = False
+    if difficulty not in (1, 2, 3):
+        file.problem(entry.line_of("difficulty"), f"{where}: difficulty must be 1, 2 or 3")
+        ok = False
+    if kind not in QUESTION_TYPES:
+        file.problem(
+            entry.line_of("type"), f"{where}: type must be one of {', '.join(QUESTION_TYPES)}"
+        )
+        ok = False
+    return (str(area), cast(int, difficulty), str(kind)) if ok else None
+
+
+def _question(
+    file: Any, entry: LineDict, line: int, path: Path, sources: dict[str, Source]
+) -> Question | None:
     file.check_keys(entry, QUESTION_KEYS, "question")
     question_id = entry.get("id")
     if not isinstance(question_id, str) or not question_id or len(question_id) > 60:
         file.problem(line, "question without a valid id")
         return None
     where = f"question {question_id}"
-    area = entry.get("area")
-    if area not in AREAS:
-        file.problem(entry.line_of("area"), f"{where}: area must be one of A–E")
-    difficulty = entry.get("difficulty")
-    if difficulty not in (1, 2, 3):
-        file.problem(entry.line_of("difficulty"), f"{where}: difficulty must be 1, 2 or 3")
-    kind = entry.get("type")
-    if kind not in QUESTION_TYPES:
-        file.problem(entry.line_of("type"), f"{where}: type must be one of {', '.join(QUESTION_TYPES)}")
-        return None
+    classification = _classification(file, entry, where)
     text = file.text(entry, "text")
     explanation = file.text(entry, "explanation")
-    options: list[Text] = []
-    answer: Any = None
-    pairs: list[Pair] = []
-    accepted: list[str] = []
-    if kind in ("single", "multiple"):
-        options = _options(file, entry, where)
-        answer = _choice_answer(file, entry, where, kind, len(options))
-    elif kind == "truefalse":
-        answer = entry.get("answer")
-        if not isinstance(answer, bool):
-            file.problem(entry.line_of("answer"), f"{where}: answer must be true or false")
-    elif kind == "matching":
-        pairs = _pairs(file, entry, where)
-    else:
-        raw = entry.get("accepted")
-        if not isinstance(raw, LineList) or not raw or not all(isinstance(a, str) and a.strip() for a in raw):
-            file.problem(entry.line_of("accepted"), f"{where}: accepted must list the right answers")
-        else:
-            accepted = [a.strip() for a in raw]
-    cited = []
-    raw_sources = entry.get("sources")
-    if not isinstance(raw_sources, LineList) or not raw_sources:
-        file.problem(entry.line_of("sources"), f"{where}: every question cites a source")
-    else:
-        for source_index, source_id in enumerate(raw_sources):
-            if source_id not in sources:
-                file.problem(raw_sources.line_of(source_index), f"{where}: unknown source {source_id!r}")
-            else:
-                cited.append(sources[source_id])
-    if text is None or explanation is None or area not in AREAS or difficulty not in (1, 2, 3):
+    parts = _type_parts(file, entry, where, classification[2]) if classification else None
+    cited = file.cited(entry, sources, where)
+    if classification is None or parts is None or text is None or explanation is None or not cited:
         return None
-    if kind in ("single", "multiple") and (not options or answer is None):
-        return None
-    if kind == "truefalse" and not isinstance(answer, bool):
-        return None
-    if (kind == "matching" and not pairs) or (kind == "short" and not accepted) or not cited:
-        return None
+    area, difficulty, kind = classification
     question = Question(
-        id=question_id, area=str(area), difficulty=int(difficulty), type=str(kind), text=text,
-        options=tuple(options), answer=tuple(answer) if isinstance(answer, list) else answer,
-        pairs=tuple(pairs), accepted=tuple(accepted), explanation=explanation,
-        sources=tuple(cited), version="", path=str(path), line=line,
+        id=question_id,
+        area=area,
+        difficulty=difficulty,
+        type=kind,
+        text=text,
+        options=parts.options,
+        answer=parts.answer,
+        pairs=parts.pairs,
+        accepted=parts.accepted,
+        explanation=explanation,
+        sources=cited,
+        version="",
+        path=str(path),
+        line=line,
     )
     return _with_version(question)
-
-
-def _with_version(question: Question) -> Question:
-    from dataclasses import replace
-
-    return replace(question, version=_version(question))
-
-
-def _wrapped_text(file: Any, value: Any, line: int, name: str) -> Text | None:
-    wrapper = LineDict()
-    wrapper[name] = value
-    wrapper.lines[name] = line
-    result: Text | None = file.text(wrapper, name)
-    return result
-
-
-def _options(file: Any, entry: LineDict, where: str) -> list[Text]:
-    raw = entry.get("options")
-    if not isinstance(raw, LineList) or len(raw) < 2:
-        file.problem(entry.line_of("options"), f"{where}: at least two options")
-        return []
-    options = []
-    for index, option in enumerate(raw):
-        text = _wrapped_text(file, option, raw.line_of(index), "option")
-        if text is None:
-            return []
-        options.append(text)
-    return options
 
 
 def _choice_answer(file: Any, entry: LineDict, where: str, kind: str, count: int) -> Any:
@@ -204,9 +217,14 @@ def _choice_answer(file: Any, entry: LineDict, where: str, kind: str, count: int
             file.problem(line, f"{where}: answer must be the index of an option (0–{count - 1})")
             return None
         return answer
-    if (not isinstance(answer, LineList) or not answer
-            or not all(isinstance(a, int) and not isinstance(a, bool) and 0 <= a < count for a in answer)
-            or len(set(answer)) != len(answer)):
+    if (
+        not isinstance(answer, LineList)
+        or not answer
+        or not all(
+            isinstance(a, int) and not isinstance(a, bool) and 0 <= a < count for a in answer
+        )
+        or len(set(answer)) != len(answer)
+    ):
         file.problem(line, f"{where}: answer must list option indices (0–{count - 1})")
         return None
     return sorted(answer)
@@ -233,3 +251,7 @@ def _pairs(file: Any, entry: LineDict, where: str) -> list[Pair]:
         file.problem(entry.line_of("pairs"), f"{where}: right-hand texts must differ")
         return []
     return pairs
+
+
+def _with_version(question: Question) -> Question:
+    return replace(question, version=_version(question))

@@ -1,13 +1,13 @@
 """Case scenarios for group discussion: scenarios/<id>.yaml, validated with file and line.
 
-    id: s01-unpaid-overtime          (the file's name)
-    title: {ja, en}
-    areas: [B, D, E]                 (the competency areas it exercises)
-    situation: {ja, en}              (Markdown)
-    client_words: {ja, en}           (the client's own words)
-    prompts: [{ja, en}, ...]         (3 to 5 discussion prompts)
-    good_practice: [{ja, en}, ...]   (for instructors)
-    sources: [S0, ...]
+id: s01-unpaid-overtime          (the file's name)
+title: {ja, en}
+areas: [B, D, E]                 (the competency areas it exercises)
+situation: {ja, en}              (Markdown)
+client_words: {ja, en}           (the client's own words)
+prompts: [{ja, en}, ...]         (3 to 5 discussion prompts)
+good_practice: [{ja, en}, ...]   (for instructors)
+sources: [S0, ...]
 """
 
 from __future__ import annotations
@@ -24,8 +24,16 @@ from lti_tool.catalog.model import Source, Text
 from lti_tool.catalog.yamlsource import LineDict, LineList
 
 SCENARIO_ID = re.compile(r"^s[0-9]{2}(-[a-z0-9]+)+$")
-SCENARIO_KEYS = {"id", "title", "areas", "situation", "client_words", "prompts", "good_practice",
-                 "sources"}
+SCENARIO_KEYS = {
+    "id",
+    "title",
+    "areas",
+    "situation",
+    "client_words",
+    "prompts",
+    "good_practice",
+    "sources",
+}
 
 
 @dataclass(frozen=True)
@@ -45,22 +53,6 @@ class Scenario:
         return self.situation_html["ja" if locale == "ja" else "en"]
 
 
-def _texts(file: Any, data: LineDict, key: str, where: str, low: int, high: int) -> list[Text]:
-    raw = data.get(key)
-    if not isinstance(raw, LineList) or not low <= len(raw) <= high:
-        file.problem(data.line_of(key), f"{where}: {key} needs {low} to {high} items")
-        return []
-    texts = []
-    for index, item in enumerate(raw):
-        wrapper = LineDict()
-        wrapper[key] = item
-        wrapper.lines[key] = raw.line_of(index)
-        text = file.text(wrapper, key)
-        if text is not None:
-            texts.append(text)
-    return texts
-
-
 def load_scenario(file: Any, data: Any, path: Path, sources: dict[str, Source]) -> Scenario | None:
     if not isinstance(data, LineDict):
         file.problem(1, "expected a scenario (id, title, areas, situation, ...)")
@@ -74,30 +66,30 @@ def load_scenario(file: Any, data: Any, path: Path, sources: dict[str, Source]) 
         file.problem(data.line_of("id"), f"id {scenario_id!r} differs from the file name")
     where = f"scenario {scenario_id}"
     areas = data.get("areas")
-    if (not isinstance(areas, LineList) or not areas
-            or not all(a in ("A", "B", "C", "D", "E") for a in areas)):
+    if (
+        not isinstance(areas, LineList)
+        or not areas
+        or not all(a in ("A", "B", "C", "D", "E") for a in areas)
+    ):
         file.problem(data.line_of("areas"), f"{where}: areas must list letters A–E")
         areas = LineList()
     title = file.text(data, "title")
     situation = file.text(data, "situation")
     words = file.text(data, "client_words")
-    prompts = _texts(file, data, "prompts", where, 3, 5)
-    practice = _texts(file, data, "good_practice", where, 1, 10)
-    cited = []
-    raw_sources = data.get("sources")
-    if not isinstance(raw_sources, LineList) or not raw_sources:
-        file.problem(data.line_of("sources"), f"{where}: cite at least one source")
-    else:
-        for index, source_id in enumerate(raw_sources):
-            if source_id not in sources:
-                file.problem(raw_sources.line_of(index), f"{where}: unknown source {source_id!r}")
-            else:
-                cited.append(sources[source_id])
+    prompts = file.texts(data, "prompts", where, 3, 5)
+    practice = file.texts(data, "good_practice", where, 1, 10)
+    cited = file.cited(data, sources, where)
     if not (title and situation and words and prompts and practice and cited and areas):
         return None
     return Scenario(
-        id=scenario_id, title=title, areas=tuple(areas), situation=situation,
+        id=scenario_id,
+        title=title,
+        areas=tuple(areas),
+        situation=situation,
         situation_html={"ja": render_markdown(situation.ja), "en": render_markdown(situation.en)},
-        client_words=words, prompts=tuple(prompts), good_practice=tuple(practice),
-        sources=tuple(cited), path=str(path),
+        client_words=words,
+        prompts=tuple(prompts),
+        good_practice=tuple(practice),
+        sources=cited,
+        path=str(path),
     )

@@ -126,9 +126,7 @@ class DemoPlatform:
         except IntegrityError:
             pass  # registered concurrently by another worker
 
-    def id_token(
-        self, who: DemoPerson, where: DemoCourse, nonce: str, target_link_uri: str
-    ) -> str:
+    def id_token(self, who: DemoPerson, where: DemoCourse, nonce: str, target_link_uri: str) -> str:
         now = int(time.time())
         body: dict[str, Any] = {
             "iss": self.issuer,
@@ -145,12 +143,19 @@ class DemoPlatform:
             C.DEPLOYMENT_ID: DEPLOYMENT_ID,
             C.TARGET_LINK_URI: target_link_uri,
             C.ROLES: [MEMBERSHIP + who.role],
-            C.CONTEXT: {"id": where.key, "title": where.title, "label": where.label,
-                        "type": ["CourseSection"]},
+            C.CONTEXT: {
+                "id": where.key,
+                "title": where.title,
+                "label": where.label,
+                "type": ["CourseSection"],
+            },
             C.RESOURCE_LINK: {"id": f"{where.key}-tsunagu", "title": "Tsunagu"},
             C.LAUNCH_PRESENTATION: {"locale": who.locale, "document_target": "iframe"},
-            C.TOOL_PLATFORM: {"guid": "tsunagu-demo", "name": "Demo LMS",
-                              "product_family_code": "tsunagu-demo"},
+            C.TOOL_PLATFORM: {
+                "guid": "tsunagu-demo",
+                "name": "Demo LMS",
+                "product_family_code": "tsunagu-demo",
+            },
         }
         return jwt.encode(
             body,

@@ -272,9 +272,10 @@ def init_app(app: Flask) -> None:
         ids = g.pop("grades_to_deliver", None)
         if ids and response.status_code < 400:
             # A failure here only leaves the rows for the worker (`lti-tool grades deliver`).
-            after.schedule(
-                response, lambda: deliver(db, config, limit=len(ids), ids=ids), "grade delivery"
-            )
+            def _deliver() -> None:
+                deliver(db, config, limit=len(ids), ids=ids)
+
+            after.schedule(response, _deliver, "grade delivery")
         return response
 
 

@@ -9,10 +9,11 @@ from sqlalchemy.orm import Session
 
 from lti_tool.catalog.model import Catalog
 from lti_tool.identity import services as identity
-from lti_tool.modules.services import ModulePage, course_modules
 from lti_tool.identity.models import Member, ResourceLink
+from lti_tool.modules.services import ModulePage, course_modules
 from lti_tool.web.context import own_page_url
 from lti_tool.web.session import ToolSession
+
 
 def landing_endpoint(tool_session: ToolSession) -> str:
     return "home.overview" if tool_session.is_staff else "home.course"

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
 from lti_tool import runtime
 from lti_tool.db import get_session
 from lti_tool.errors import BadRequest
 from lti_tool.home import services
-from lti_tool.web.context import current_session, rebind_to_window, replace_session, requires_session, requires_staff
+from lti_tool.web.context import (
+    current_session,
+    rebind_to_window,
+    replace_session,
+    requires_session,
+    requires_staff,
+)
 from lti_tool.web.i18n import SUPPORTED_LOCALES
 
 bp = Blueprint("home", __name__, template_folder="templates")

@@ -1,1 +1,1 @@
-"""Who is who: platform → deployment → course (context) → member (person + roles), and access rules."""
+"""Who is who: platform → deployment → course (context) → member (person and roles)."""

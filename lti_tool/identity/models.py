@@ -85,7 +85,9 @@ class Member(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
     # Space-separated `Role` values (see identity.roles.encode_roles).
     roles: Mapped[str] = mapped_column(String(255), default="")
-    source: Mapped[MemberSource] = mapped_column(str_enum(MemberSource), default=MemberSource.LAUNCH)
+    source: Mapped[MemberSource] = mapped_column(
+        str_enum(MemberSource), default=MemberSource.LAUNCH
+    )
     # False once the platform's roster lists the member as inactive or no longer lists them.
     active: Mapped[bool] = mapped_column(default=True)
     first_launch_at: Mapped[dt.datetime | None]

@@ -40,7 +40,9 @@ def schedule_refresh(course_id: int) -> None:
         g.setdefault("roster_refresh", set()).add(course_id)
 
 
-def sync_course(db: Database, config: Config, course_id: int, *, force: bool = False) -> RosterResult:
+def sync_course(
+    db: Database, config: Config, course_id: int, *, force: bool = False
+) -> RosterResult:
     with db.read_scope() as session:
         course = session.get(Course, course_id)
         if course is None or not course.memberships_url:
@@ -65,8 +67,11 @@ def sync_course(db: Database, config: Config, course_id: int, *, force: bool = F
 def _apply(session, course_id: int, platform_id: int, members: list[RosterMember]) -> RosterResult:  # type: ignore[no-untyped-def]
     people = {
         person.sub: person
-        for person in session.scalars(select(Person).where(Person.platform_id == platform_id,
-                                                            Person.sub.in_([m.sub for m in members])))
+        for person in session.scalars(
+            select(Person).where(
+                Person.platform_id == platform_id, Person.sub.in_([m.sub for m in members])
+            )
+        )
     }
     existing = {
         member.person_id: member
@@ -107,8 +112,16 @@ def _apply(session, course_id: int, platform_id: int, members: list[RosterMember
             .values(active=False)
         )
     session.execute(update(Course).where(Course.id == course_id).values(roster_synced_at=utcnow()))
-    log.info("roster synced course=%s members=%d added=%d gone=%d", course_id, len(members), added, len(gone))
-    return RosterResult(course_id, synced=True, members=len(members), added=added, deactivated=len(gone))
+    log.info(
+        "roster synced course=%s members=%d added=%d gone=%d",
+        course_id,
+        len(members),
+        added,
+        len(gone),
+    )
+    return RosterResult(
+        course_id, synced=True, members=len(members), added=added, deactivated=len(gone)
+    )
 
 
 def init_app(app: Flask) -> None:
@@ -120,6 +133,7 @@ def init_app(app: Flask) -> None:
     def _schedule(response: Response) -> Response:
         course_ids = g.pop("roster_refresh", None)
         if course_ids and response.status_code < 400:
+
             def _sync() -> None:
                 for course_id in course_ids:
                     sync_course(db, config, course_id)

@@ -69,16 +69,23 @@ def _context_key(launch: Launch) -> str:
 
 def _names(launch: Launch) -> dict[str, str]:
     # Names and email are optional; a launch that withholds them keeps what we had.
-    given = {"name": launch.name, "given_name": launch.given_name,
-             "family_name": launch.family_name, "email": launch.email}
+    given = {
+        "name": launch.name,
+        "given_name": launch.given_name,
+        "family_name": launch.family_name,
+        "email": launch.email,
+    }
     return {key: value for key, value in given.items() if value is not None}
 
 
 def _course_values(launch: Launch) -> dict[str, str]:
     values: dict[str, str] = {}
     if launch.context is not None:
-        values.update(context_id=launch.context.id, title=launch.context.title[:500],
-                      label=launch.context.label[:255])
+        values.update(
+            context_id=launch.context.id,
+            title=launch.context.title[:500],
+            label=launch.context.label[:255],
+        )
     if launch.memberships_url:
         values["memberships_url"] = launch.memberships_url
     return values
@@ -87,8 +94,11 @@ def _course_values(launch: Launch) -> dict[str, str]:
 def _link_values(launch: Launch) -> dict[str, str | None]:
     values: dict[str, str | None] = {"title": launch.resource_link_title[:500]}
     if launch.ags is not None:
-        values.update(lineitems_url=launch.ags.lineitems, lineitem_url=launch.ags.lineitem,
-                      ags_scopes=" ".join(launch.ags.scopes)[:1000])
+        values.update(
+            lineitems_url=launch.ags.lineitems,
+            lineitem_url=launch.ags.lineitem,
+            ags_scopes=" ".join(launch.ags.scopes)[:1000],
+        )
     return values
 
 
@@ -99,15 +109,22 @@ def _changed(row: Any, prefix: str, wanted: dict[str, Any]) -> dict[str, Any]:
 def _refresh_known(session: Session, launch: Launch, context_key: str) -> LaunchRecord | None:
     """A returning member, read in one query and refreshed with plain UPDATEs of only what
     changed (the common case of a launch); None sends the caller down the general path."""
-    columns = [
-        Member.id.label("member_id"), Member.roles.label("m_roles"), Member.active.label("m_active"),
+    columns: list[Any] = [
+        Member.id.label("member_id"),
+        Member.roles.label("m_roles"),
+        Member.active.label("m_active"),
         Member.source.label("m_source"),
-        Course.id.label("course_id"), Course.context_id.label("c_context_id"),
-        Course.title.label("c_title"), Course.label.label("c_label"),
+        Course.id.label("course_id"),
+        Course.context_id.label("c_context_id"),
+        Course.title.label("c_title"),
+        Course.label.label("c_label"),
         Course.memberships_url.label("c_memberships_url"),
-        Person.id.label("person_id"), Person.locale.label("p_locale"),
-        Person.name.label("p_name"), Person.given_name.label("p_given_name"),
-        Person.family_name.label("p_family_name"), Person.email.label("p_email"),
+        Person.id.label("person_id"),
+        Person.locale.label("p_locale"),
+        Person.name.label("p_name"),
+        Person.given_name.label("p_given_name"),
+        Person.family_name.label("p_family_name"),
+        Person.email.label("p_email"),
     ]
     query = (
         select(*columns)
@@ -122,14 +139,17 @@ def _refresh_known(session: Session, launch: Launch, context_key: str) -> Launch
     )
     if launch.resource_link_id is not None:
         query = query.add_columns(
-            ResourceLink.id.label("link_pk"), ResourceLink.title.label("l_title"),
+            ResourceLink.id.label("link_pk"),
+            ResourceLink.title.label("l_title"),
             ResourceLink.lineitems_url.label("l_lineitems_url"),
             ResourceLink.lineitem_url.label("l_lineitem_url"),
             ResourceLink.ags_scopes.label("l_ags_scopes"),
         ).join(
             ResourceLink,
-            and_(ResourceLink.course_id == Course.id,
-                 ResourceLink.resource_link_id == launch.resource_link_id),
+            and_(
+                ResourceLink.course_id == Course.id,
+                ResourceLink.resource_link_id == launch.resource_link_id,
+            ),
         )
     row = session.execute(query).first()
     if row is None:
@@ -145,7 +165,8 @@ def _refresh_known(session: Session, launch: Launch, context_key: str) -> Launch
         session.execute(update(Person).where(Person.id == row.person_id).values(**person_values))
     roles = encode_roles(launch.roles)
     session.execute(
-        update(Member).where(Member.id == row.member_id)
+        update(Member)
+        .where(Member.id == row.member_id)
         .values(roles=roles, active=True, source=MemberSource.LAUNCH, last_launch_at=utcnow())
     )
     link_pk = None
@@ -157,8 +178,12 @@ def _refresh_known(session: Session, launch: Launch, context_key: str) -> Launch
                 update(ResourceLink).where(ResourceLink.id == link_pk).values(**link_values)
             )
     return LaunchRecord(
-        member_id=row.member_id, course_id=row.course_id, person_id=row.person_id,
-        person_locale=row.p_locale, resource_link_pk=link_pk, roles=decode_roles(roles),
+        member_id=row.member_id,
+        course_id=row.course_id,
+        person_id=row.person_id,
+        person_locale=row.p_locale,
+        resource_link_pk=link_pk,
+        roles=decode_roles(roles),
     )
 
 
@@ -174,12 +199,17 @@ def record_launch(session: Session, launch: Launch) -> LaunchRecord:
     _update(course, **_course_values(launch))
     if launch.context is None and not course.title:
         course.title = launch.resource_link_title[:500]
-    person, _ = _get_or_create(session, Person, {"platform_id": launch.platform_id, "sub": launch.sub})
+    person, _ = _get_or_create(
+        session, Person, {"platform_id": launch.platform_id, "sub": launch.sub}
+    )
     _update(person, **_names(launch))
     member, _ = _get_or_create(session, Member, {"course_id": course.id, "person_id": person.id})
     now = utcnow()
     _update(
-        member, roles=encode_roles(launch.roles), source=MemberSource.LAUNCH, last_launch_at=now,
+        member,
+        roles=encode_roles(launch.roles),
+        source=MemberSource.LAUNCH,
+        last_launch_at=now,
         active=True,
     )
     if member.first_launch_at is None:
@@ -187,14 +217,18 @@ def record_launch(session: Session, launch: Launch) -> LaunchRecord:
     resource_link = None
     if launch.resource_link_id is not None:
         resource_link, _ = _get_or_create(
-            session, ResourceLink,
+            session,
+            ResourceLink,
             {"course_id": course.id, "resource_link_id": launch.resource_link_id},
         )
         _update(resource_link, **_link_values(launch))
     session.flush()
     return LaunchRecord(
-        member_id=member.id, course_id=course.id, person_id=person.id,
-        person_locale=person.locale, resource_link_pk=resource_link.id if resource_link else None,
+        member_id=member.id,
+        course_id=course.id,
+        person_id=person.id,
+        person_locale=person.locale,
+        resource_link_pk=resource_link.id if resource_link else None,
         roles=decode_roles(member.roles),
     )
 
@@ -225,14 +259,18 @@ def list_members(session: Session, course_id: int) -> list[Member]:
 def list_resource_links(session: Session, course_id: int) -> list[ResourceLink]:
     return list(
         session.scalars(
-            select(ResourceLink).where(ResourceLink.course_id == course_id).order_by(ResourceLink.id)
+            select(ResourceLink)
+            .where(ResourceLink.course_id == course_id)
+            .order_by(ResourceLink.id)
         )
     )
 
 
 def count_members_by_role(session: Session, course_id: int) -> dict[str, int]:
     rows = session.execute(
-        select(Member.roles, func.count()).where(Member.course_id == course_id).group_by(Member.roles)
+        select(Member.roles, func.count())
+        .where(Member.course_id == course_id)
+        .group_by(Member.roles)
     )
     counts = {"staff": 0, "learners": 0}
     for roles_text, count in rows:

@@ -13,6 +13,7 @@ from lti_tool.errors import Forbidden
 from lti_tool.identity import roster
 from lti_tool.identity import services as identity
 from lti_tool.linking import services as linking
+from lti_tool.linking.registry import registry
 from lti_tool.lti.launch import Launch
 from lti_tool.web.context import start_session
 from lti_tool.web.i18n import normalize_locale
@@ -33,8 +34,12 @@ def handle_launch(session: Session, launch: Launch) -> Response:
         landing = "linking.pick"
     elif record.resource_link_pk is None:
         landing = "home.overview" if record.is_staff else "home.course"
-    elif linking.resolve_placement(session, record.course_id, record.resource_link_pk,
-                                   launch) is not None:
+    elif (
+        linking.resolve_placement(
+            session, record.course_id, record.resource_link_pk, launch, registry()
+        )
+        is not None
+    ):
         landing = "linking.open"
     else:
         # Instructors choose once; trainees land on their course page, told the activity waits.
@@ -45,8 +50,12 @@ def handle_launch(session: Session, launch: Launch) -> Response:
         roster.schedule_refresh(record.course_id)
     log.info(
         "launch accepted platform=%s course=%s member=%s type=%s cookies=%s landing=%s",
-        launch.platform_id, record.course_id, record.member_id, launch.message_type,
-        launch.cookies_work, landing,
+        launch.platform_id,
+        record.course_id,
+        record.member_id,
+        launch.message_type,
+        launch.cookies_work,
+        landing,
     )
     return start_session(
         member_id=record.member_id,
@@ -61,4 +70,3 @@ def handle_launch(session: Session, launch: Launch) -> Response:
         landing_values=values,
         deep_link_id=deep_link_id,
     )
-

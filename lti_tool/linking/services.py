@@ -90,15 +90,22 @@ def _option_value(option: ItemOption, raw: str) -> int:
         ) from None
     if not option.minimum <= value <= option.maximum:
         raise BadRequest(
-            _l("“%(label)s” must be between %(low)s and %(high)s.", label=option.label,
-               low=option.minimum, high=option.maximum),
+            _l(
+                "“%(label)s” must be between %(low)s and %(high)s.",
+                label=option.label,
+                low=option.minimum,
+                high=option.maximum,
+            ),
             log_detail=f"option {option.name} out of range",
         )
     return value
 
 
 def create_placement(
-    session: Session, course_id: int, member_id: int | None, item_key: str,
+    session: Session,
+    course_id: int,
+    member_id: int | None,
+    item_key: str,
     options: dict[str, Any],
 ) -> Placement:
     placement = Placement(
@@ -156,20 +163,27 @@ def answer_deep_link(
         placement = place(session, request.course_id, request.member_id, choice)
         title = choice.item.title.plain(locale)
         gradable = choice.item.gradable
-        items.append(LinkItem(
-            title=title,
-            text=choice.item.description.plain(locale),
-            url=f"{tool_base_url}/lti/launch?placement={placement.public_id}",
-            custom={PLACEMENT_PARAM: placement.public_id},
-            score_maximum=gradable.score_maximum if gradable else None,
-            label=title if gradable else None,
-            resource_id=choice.item.key if gradable else None,
-            tag=gradable.tag if gradable else None,
-        ))
+        items.append(
+            LinkItem(
+                title=title,
+                text=choice.item.description.plain(locale),
+                url=f"{tool_base_url}/lti/launch?placement={placement.public_id}",
+                custom={PLACEMENT_PARAM: placement.public_id},
+                score_maximum=gradable.score_maximum if gradable else None,
+                label=title if gradable else None,
+                resource_id=choice.item.key if gradable else None,
+                tag=gradable.tag if gradable else None,
+            )
+        )
     request.used_at = utcnow()
     token = response_jwt(
-        session, secret_key, platform, deployment.deployment_id, request.return_url,
-        request.data, items,
+        session,
+        secret_key,
+        platform,
+        deployment.deployment_id,
+        request.return_url,
+        request.data,
+        items,
     )
     return DeepLinkAnswer(return_url=request.return_url, jwt=token)
 
@@ -198,17 +212,24 @@ def bind(session: Session, course_id: int, resource_link_pk: int, placement: Pla
         raise NotFound("placement of another course")
     binding = session.get(ResourceLinkPlacement, resource_link_pk)
     if binding is None:
-        session.add(ResourceLinkPlacement(resource_link_pk=resource_link_pk, placement_id=placement.id))
+        session.add(
+            ResourceLinkPlacement(resource_link_pk=resource_link_pk, placement_id=placement.id)
+        )
     else:
         binding.placement_id = placement.id
     session.flush()
 
 
 def resolve_placement(
-    session: Session, course_id: int, resource_link_pk: int, launch: Launch
+    session: Session,
+    course_id: int,
+    resource_link_pk: int,
+    launch: Launch,
+    registry: LinkRegistry | None = None,
 ) -> Placement | None:
     """The placement an activity opens: its binding, else the one its launch names. A
-    placement from another course of the same platform (a copied course) is copied here."""
+    placement from another course of the same platform (a copied course) is copied here, with
+    its options taking effect in this course as they did in the original (`on_placed`)."""
     bound = placement_for_link(session, resource_link_pk)
     if bound is not None:
         return bound
@@ -224,7 +245,11 @@ def resolve_placement(
         )
         if source_platform != launch.platform_id:
             return None
-        found = create_placement(session, course_id, None, found.item_key, dict(found.options))
+        item = registry.get(found.item_key) if registry is not None else None
+        if item is not None:
+            found = place(session, course_id, None, Chosen(item=item, options=dict(found.options)))
+        else:
+            found = create_placement(session, course_id, None, found.item_key, dict(found.options))
     bind(session, course_id, resource_link_pk, found)
     return found
 

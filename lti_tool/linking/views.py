@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
@@ -26,8 +28,12 @@ def _chosen_items(single: bool) -> list[services.Chosen]:
     for key in keys:
         item = registry().get(key)
         if item is None:
-            raise BadRequest(_l("That item is not available."), log_detail=f"unknown item {key[:40]}")
-        chosen.append(services.Chosen(item=item, options=services.parse_options(item, request.form)))
+            raise BadRequest(
+                _l("That item is not available."), log_detail=f"unknown item {key[:40]}"
+            )
+        chosen.append(
+            services.Chosen(item=item, options=services.parse_options(item, request.form))
+        )
     return chosen
 
 
@@ -35,9 +41,13 @@ def _chosen_items(single: bool) -> list[services.Chosen]:
 @requires_staff
 def pick() -> ResponseReturnValue:
     ts = g.tool_session
-    deep_link = services.deep_link_request(get_session(), ts.deep_link_id, ts.course_id, ts.member_id)
+    deep_link = services.deep_link_request(
+        get_session(), ts.deep_link_id, ts.course_id, ts.member_id
+    )
     return render_template(
-        "linking/pick.html", items=registry().items(), multiple=deep_link.accept_multiple,
+        "linking/pick.html",
+        items=registry().items(),
+        multiple=deep_link.accept_multiple,
         action=url_for("linking.pick_submit"),
     )
 
@@ -50,8 +60,12 @@ def pick_submit() -> ResponseReturnValue:
     deep_link = services.deep_link_request(session, ts.deep_link_id, ts.course_id, ts.member_id)
     cfg = runtime.config()
     answer = services.answer_deep_link(
-        session, cfg.secret_key, cfg.tool_base_url, deep_link,
-        _chosen_items(single=not deep_link.accept_multiple), ts.locale,
+        session,
+        cfg.secret_key,
+        cfg.tool_base_url,
+        deep_link,
+        _chosen_items(single=not deep_link.accept_multiple),
+        ts.locale,
     )
     response = Response(render_template("linking/return.html", answer=answer))
     # The answer posts to the platform: allow exactly that origin as a form target.
@@ -75,9 +89,14 @@ def _resource_link() -> ResourceLink:
 @requires_staff
 def setup() -> ResponseReturnValue:
     link = _resource_link()
+    if services.placement_for_link(get_session(), link.id) is not None:
+        return redirect(url_for("linking.open"), code=303)
     return render_template(
-        "linking/pick.html", items=registry().items(), multiple=False,
-        action=url_for("linking.setup_submit"), setup_title=link.title,
+        "linking/pick.html",
+        items=registry().items(),
+        multiple=False,
+        action=url_for("linking.setup_submit"),
+        setup_title=link.title,
     )
 
 
@@ -87,6 +106,9 @@ def setup_submit() -> ResponseReturnValue:
     ts = g.tool_session
     session = get_session()
     link = _resource_link()
+    if services.placement_for_link(session, link.id) is not None:
+        # Chosen once already (perhaps by another instructor meanwhile): that choice stands.
+        return redirect(url_for("linking.open"), code=303)
     chosen = _chosen_items(single=True)
     if not chosen:
         raise BadRequest(_l("Choose one item."))
@@ -103,11 +125,12 @@ def pending() -> ResponseReturnValue:
 
 @bp.get("/open")
 @requires_session
-def open() -> ResponseReturnValue:  # noqa: A001 - the URL's name
+def open() -> ResponseReturnValue:
     session = get_session()
     placement = services.placement_for_link(session, _resource_link().id)
     if placement is None:
         endpoint = "linking.setup" if g.tool_session.is_staff else "linking.pending"
         return redirect(url_for(endpoint), code=303)
     item = services.linkable(registry(), placement.item_key)
-    return redirect(url_for(item.endpoint, **item.endpoint_values), code=303)
+    values: dict[str, Any] = dict(item.endpoint_values)
+    return redirect(url_for(item.endpoint, **values), code=303)

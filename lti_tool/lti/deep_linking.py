@@ -66,8 +66,11 @@ def response_jwt(
     deep_link = DeepLink(
         registration,
         deployment_id,
-        {"deep_link_return_url": return_url, "accept_types": ["ltiResourceLink"],
-         "accept_presentation_document_targets": ["iframe", "window"]},
+        {
+            "deep_link_return_url": return_url,
+            "accept_types": ["ltiResourceLink"],
+            "accept_presentation_document_targets": ["iframe", "window"],
+        },
     )
     message = deep_link.get_message_jwt([_resource(item) for item in items])
     message.pop(C.DL_DATA, None)
@@ -76,4 +79,4 @@ def response_jwt(
     for content_item, item in zip(message[C.DL_CONTENT_ITEMS], items, strict=True):  # type: ignore[call-overload]
         if item.text:
             content_item["text"] = item.text
-    return str(deep_link.encode_jwt(message))
+    return str(deep_link.encode_jwt(message))  # type: ignore[no-untyped-call]

@@ -61,7 +61,9 @@ class SigningKey:
         ).decode("ascii")
         self.public_pem = (
             private_key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
             .decode("ascii")
         )
 
@@ -150,7 +152,8 @@ def signing_key(session: Session, secret_key: str) -> SigningKey:
         pem = _fernet(secret_key).decrypt(key.private_key_encrypted.encode("ascii"))
     except InvalidToken as exc:
         raise ToolKeyError(
-            f"tool key {key.kid} cannot be decrypted: SECRET_KEY differs from the one it was made with"
+            f"tool key {key.kid} cannot be decrypted: "
+            "SECRET_KEY differs from the one it was made with"
         ) from exc
     private_key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(private_key, rsa.RSAPrivateKey):

@@ -26,8 +26,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from lti_tool.db import utcnow
-from lti_tool.lti.errors import LtiRefused, inactive_registration
 from lti_tool.lti import claims as C
+from lti_tool.lti.errors import LtiRefused, inactive_registration
 from lti_tool.lti.login import state_cookie_name
 from lti_tool.lti.models import Deployment, LoginState, Platform
 from lti_tool.lti.platform_keys import PlatformKeyCache, UnknownKey
@@ -132,7 +132,10 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
         leeway: int,
     ) -> None:
         super().__init__(
-            _FormRequest(params), tool_conf, session_service=_Unused(), cookie_service=_Unused(),
+            _FormRequest(params),
+            tool_conf,
+            session_service=_Unused(),
+            cookie_service=_Unused(),
             requests_session=_Unused(),  # type: ignore[arg-type]
         )
         self._params = params
@@ -157,8 +160,9 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
         if not state or len(state) > 64:
             raise LtiRefused("missing state", _l("The launch has no login state."))
         row = self._db.execute(
-            select(LoginState.state, LoginState.nonce, LoginState.platform_id, LoginState.expires_at)
-            .where(LoginState.state == state)
+            select(
+                LoginState.state, LoginState.nonce, LoginState.platform_id, LoginState.expires_at
+            ).where(LoginState.state == state)
         ).first()
         if row is None or row.expires_at <= utcnow():
             raise LtiRefused(
@@ -275,13 +279,16 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
         if len(audiences) > 1 and azp != client_id:
             raise LtiRefused(
                 "azp missing or wrong",
-                _l("The id_token has several audiences but its authorized party (azp) is not "
-                   "this tool."),
+                _l(
+                    "The id_token has several audiences but its authorized party (azp) is not "
+                    "this tool."
+                ),
                 status=401,
             )
         if azp is not None and azp != client_id:
             raise LtiRefused(
-                "azp wrong", _l("The id_token's authorized party (azp) is not this tool."),
+                "azp wrong",
+                _l("The id_token's authorized party (azp) is not this tool."),
                 status=401,
             )
 
@@ -339,9 +346,7 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
                 "iat in future", _l("The id_token is dated in the future."), status=401
             )
         if issued < now - self._iat_window:
-            raise LtiRefused(
-                "iat too old", _l("The id_token was issued too long ago."), status=401
-            )
+            raise LtiRefused("iat too old", _l("The id_token was issued too long ago."), status=401)
 
     # --- deployment and message ----------------------------------------------------------------
 
@@ -359,8 +364,10 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
         if self.deployment is None:
             raise LtiRefused(
                 "deployment unknown",
-                _l("The deployment “%(deployment)s” is not registered for this platform.",
-                   deployment=deployment_id[:100]),
+                _l(
+                    "The deployment “%(deployment)s” is not registered for this platform.",
+                    deployment=deployment_id[:100],
+                ),
                 status=403,
                 hint=_l("An administrator can add it with: lti-tool platforms add-deployment"),
             )
@@ -374,8 +381,10 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
         if message_type not in SUPPORTED_MESSAGE_TYPES:
             raise LtiRefused(
                 f"message_type {str(message_type)[:40]!r}",
-                _l("This tool does not support the message type “%(type)s”.",
-                   type=str(message_type)[:60]),
+                _l(
+                    "This tool does not support the message type “%(type)s”.",
+                    type=str(message_type)[:60],
+                ),
             )
         sub = body.get("sub")
         if not isinstance(sub, str) or not sub or len(sub) > 255:
@@ -383,23 +392,7 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
         roles = body.get(C.ROLES)
         if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
             raise LtiRefused("roles", _l("The launch has no roles claim."))
-        if message_type == C.RESOURCE_LINK_REQUEST:
-            link = body.get(C.RESOURCE_LINK)
-            if not isinstance(link, dict) or not _nonempty_str(link.get("id"), 255):
-                raise LtiRefused("resource_link.id", _l("The launch has no resource link id."))
-        if message_type == C.DEEP_LINKING_REQUEST:
-            settings = body.get(C.DL_SETTINGS)
-            if not isinstance(settings, dict) or not _nonempty_str(
-                settings.get("deep_link_return_url"), 2048
-            ):
-                raise LtiRefused(
-                    "deep_linking_settings", _l("The deep-linking request has no return URL.")
-                )
-        context = body.get(C.CONTEXT)
-        if context is not None and (
-            not isinstance(context, dict) or not _nonempty_str(context.get("id"), 255)
-        ):
-            raise LtiRefused("context.id", _l("The launch's context claim has no id."))
+        _check_placement_claims(body, message_type)
         try:
             super().validate_message()
         except LtiException as exc:
@@ -421,6 +414,28 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
     def to_launch(self) -> Launch:
         assert self.platform is not None and self.deployment is not None
         return build_launch(self._jwt["body"], self.platform, self.deployment, self.cookies_work)
+
+
+def _check_placement_claims(body: Mapping[str, Any], message_type: str) -> None:
+    """What the message type needs: a resource link id, or the deep-linking return URL; and a
+    context claim, when sent, has an id."""
+    if message_type == C.RESOURCE_LINK_REQUEST:
+        link = body.get(C.RESOURCE_LINK)
+        if not isinstance(link, dict) or not _nonempty_str(link.get("id"), 255):
+            raise LtiRefused("resource_link.id", _l("The launch has no resource link id."))
+    if message_type == C.DEEP_LINKING_REQUEST:
+        settings = body.get(C.DL_SETTINGS)
+        if not isinstance(settings, dict) or not _nonempty_str(
+            settings.get("deep_link_return_url"), 2048
+        ):
+            raise LtiRefused(
+                "deep_linking_settings", _l("The deep-linking request has no return URL.")
+            )
+    context = body.get(C.CONTEXT)
+    if context is not None and (
+        not isinstance(context, dict) or not _nonempty_str(context.get("id"), 255)
+    ):
+        raise LtiRefused("context.id", _l("The launch's context claim has no id."))
 
 
 def _nonempty_str(value: object, max_length: int) -> bool:
@@ -468,7 +483,9 @@ def build_launch(
             lineitem=_http_url(ags_claim.get("lineitem")),
         )
     nrps = body.get(C.NRPS)
-    memberships_url = _http_url(nrps.get("context_memberships_url")) if isinstance(nrps, dict) else None
+    memberships_url = (
+        _http_url(nrps.get("context_memberships_url")) if isinstance(nrps, dict) else None
+    )
     presentation = body.get(C.LAUNCH_PRESENTATION)
     locale = _opt_str(presentation.get("locale"), 16) if isinstance(presentation, dict) else None
     custom_claim = body.get(C.CUSTOM)

@@ -63,9 +63,9 @@ def is_own_url(target: str, tool_base_url: str) -> bool:
 
 def _find_platform(session: Session, iss: str, client_id: str | None) -> Any:
     """The registration's id, client_id, status and auth URL (a row: this is the hot path)."""
-    query = select(
-        Platform.id, Platform.client_id, Platform.status, Platform.auth_login_url
-    ).where(Platform.issuer == iss)
+    query = select(Platform.id, Platform.client_id, Platform.status, Platform.auth_login_url).where(
+        Platform.issuer == iss
+    )
     if client_id:
         query = query.where(Platform.client_id == client_id)
     platforms = list(session.execute(query.limit(2)))
@@ -95,8 +95,15 @@ def start_login(
     login_hint = _param(params, "login_hint")
     target_link_uri = _param(params, "target_link_uri")
     if not iss or not login_hint or not target_link_uri:
-        missing = [name for name, value in (("iss", iss), ("login_hint", login_hint),
-                   ("target_link_uri", target_link_uri)) if not value]
+        missing = [
+            name
+            for name, value in (
+                ("iss", iss),
+                ("login_hint", login_hint),
+                ("target_link_uri", target_link_uri),
+            )
+            if not value
+        ]
         raise LtiRefused(
             "missing " + ",".join(missing),
             _l("The login request lacks: %(names)s.", names=", ".join(missing)),
@@ -110,15 +117,21 @@ def start_login(
     if platform.status != PlatformStatus.ACTIVE:
         raise inactive_registration(platform.status)
     deployment_id = _param(params, "lti_deployment_id", 255)
-    if deployment_id is not None and session.scalars(
-        select(Deployment.id).where(
-            Deployment.platform_id == platform.id, Deployment.deployment_id == deployment_id
-        )
-    ).first() is None:
+    if (
+        deployment_id is not None
+        and session.scalars(
+            select(Deployment.id).where(
+                Deployment.platform_id == platform.id, Deployment.deployment_id == deployment_id
+            )
+        ).first()
+        is None
+    ):
         raise LtiRefused(
             "deployment unknown",
-            _l("The deployment “%(deployment)s” is not registered for this platform.",
-               deployment=deployment_id[:100]),
+            _l(
+                "The deployment “%(deployment)s” is not registered for this platform.",
+                deployment=deployment_id[:100],
+            ),
             status=403,
         )
 

@@ -62,8 +62,10 @@ def _refuse(reason: str, message: Any) -> LtiRefused:
     return LtiRefused(
         reason,
         message,
-        hint=_l("Start the registration again from the LMS. If it fails again, check the "
-                "LMS's address settings and that it can reach this tool."),
+        hint=_l(
+            "Start the registration again from the LMS. If it fails again, check the "
+            "LMS's address settings and that it can reach this tool."
+        ),
     )
 
 
@@ -86,7 +88,9 @@ def _check_fetchable(url: str, *, allow_private: bool) -> None:
     for address in addresses:
         ip = ipaddress.ip_address(str(address).split("%", 1)[0])
         if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
-            raise _refuse("config host forbidden", _l("The platform configuration URL is not valid."))
+            raise _refuse(
+                "config host forbidden", _l("The platform configuration URL is not valid.")
+            )
         if ip.is_private and not ip.is_loopback and not allow_private:
             raise _refuse("config host private", _l("The platform configuration URL is not valid."))
 
@@ -95,7 +99,9 @@ def _read_json(response: requests.Response, what: str) -> Any:
     body = response.raw.read(MAX_DOCUMENT_BYTES + 1, decode_content=True)
     response.close()
     if len(body) > MAX_DOCUMENT_BYTES:
-        raise UpstreamError(_l("The platform's answer is too large."), log_detail=f"{what} too large")
+        raise UpstreamError(
+            _l("The platform's answer is too large."), log_detail=f"{what} too large"
+        )
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -118,7 +124,10 @@ def fetch_platform_configuration(
     _check_fetchable(url, allow_private=allow_private)
     try:
         response = http_session().get(
-            url, timeout=timeout, stream=True, allow_redirects=False,
+            url,
+            timeout=timeout,
+            stream=True,
+            allow_redirects=False,
             headers={"Accept": "application/json"},
         )
     except requests.RequestException as exc:
@@ -164,8 +173,11 @@ def parse_platform_configuration(document: Any, url: str) -> PlatformConfigurati
     if not _same_host(issuer, url):
         raise _refuse(
             "issuer host mismatch",
-            _l("The platform's issuer “%(issuer)s” is not on the host its configuration came "
-               "from.", issuer=issuer[:200]),
+            _l(
+                "The platform's issuer “%(issuer)s” is not on the host its configuration came "
+                "from.",
+                issuer=issuer[:200],
+            ),
         )
     platform_config = document.get(PLATFORM_CONFIG)
     platform_config = platform_config if isinstance(platform_config, dict) else {}
@@ -192,7 +204,9 @@ def parse_platform_configuration(document: Any, url: str) -> PlatformConfigurati
             if isinstance(platform_config.get("product_family_code"), str)
             else None
         ),
-        version=str(platform_config.get("version"))[:50] if platform_config.get("version") else None,
+        version=str(platform_config.get("version"))[:50]
+        if platform_config.get("version")
+        else None,
     )
 
 
@@ -229,7 +243,11 @@ def tool_configuration(urls: ToolUrls, platform: PlatformConfiguration) -> dict[
     """The registration request body (LTI Dynamic Registration, 3.6)."""
     wanted = C.TOOL_SCOPES
     # Ask only for scopes the platform offers, when it says what it offers.
-    scopes = [s for s in wanted if s in platform.scopes_supported] if platform.scopes_supported else list(wanted)
+    scopes = (
+        [s for s in wanted if s in platform.scopes_supported]
+        if platform.scopes_supported
+        else list(wanted)
+    )
     return {
         "application_type": "web",
         "response_types": ["id_token"],
@@ -303,8 +321,10 @@ def register_with_platform(
         text = response.raw.read(2000, decode_content=True).decode("utf-8", "replace")
         response.close()
         raise UpstreamError(
-            _l("The platform refused the registration (HTTP %(status)s).",
-               status=response.status_code),
+            _l(
+                "The platform refused the registration (HTTP %(status)s).",
+                status=response.status_code,
+            ),
             hint=text[:300] or None,
             log_detail=f"registration answered {response.status_code}",
         )
@@ -357,7 +377,9 @@ def save_platform(
         # A new registration starts active, or pending where the tool's administrator approves
         # registrations; an existing one keeps its status (re-registering never re-enables).
         platform = Platform(
-            issuer=issuer, client_id=client_id, registered_via=registered_via,
+            issuer=issuer,
+            client_id=client_id,
+            registered_via=registered_via,
             status=PlatformStatus.PENDING if pending else PlatformStatus.ACTIVE,
         )
         session.add(platform)
@@ -373,7 +395,10 @@ def save_platform(
         deployment = add_deployment(session, platform, deployment_id)
     log.info(
         "platform registered id=%s via=%s created=%s deployments=%d",
-        platform.id, registered_via.value, created, len(deployment_ids),
+        platform.id,
+        registered_via.value,
+        created,
+        len(deployment_ids),
     )
     return RegistrationResult(platform=platform, deployment=deployment, created=created)
 

@@ -55,7 +55,9 @@ def _map_one(value: str) -> Role | None:
 
 def map_roles(claim: Iterable[str]) -> frozenset[Role]:
     """The tool roles for an LTI roles claim; unknown values are ignored."""
-    roles = {role for value in claim if isinstance(value, str) for role in [_map_one(value)] if role}
+    roles = {
+        role for value in claim if isinstance(value, str) for role in [_map_one(value)] if role
+    }
     return frozenset(roles)
 
 

@@ -62,8 +62,10 @@ def launch() -> ResponseReturnValue:
     if "id_token" not in request.form and request.form.get("error"):
         raise LtiRefused(
             f"platform error {request.form.get('error', '')[:40]}",
-            _l("The platform could not complete the launch: %(error)s",
-               error=request.form.get("error_description", request.form["error"])[:300]),
+            _l(
+                "The platform could not complete the launch: %(error)s",
+                error=request.form.get("error_description", request.form["error"])[:300],
+            ),
         )
     session = get_session()
     cfg = runtime.config()
@@ -82,8 +84,9 @@ def launch() -> ResponseReturnValue:
     # The state cookie did its work; don't let them pile up in the browser.
     state = request.form.get("state", "")
     if request.cookies.get(state_cookie_name(state)):
-        response.delete_cookie(state_cookie_name(state), path="/", secure=True, samesite="None",
-                               partitioned=True)
+        response.delete_cookie(
+            state_cookie_name(state), path="/", secure=True, samesite="None", partitioned=True
+        )
     return response
 
 
@@ -115,8 +118,10 @@ def _registration_params() -> tuple[str, str]:
     if not config_url or len(config_url) > 2048 or len(token) > 4096:
         raise LtiRefused(
             "registration without openid_configuration",
-            _l("This is the tool's registration address. Paste it into your LMS as the "
-               "“Tool URL” of a new LTI Advantage tool; the LMS then opens it for you."),
+            _l(
+                "This is the tool's registration address. Paste it into your LMS as the "
+                "“Tool URL” of a new LTI Advantage tool; the LMS then opens it for you."
+            ),
             hint=_l("Opened directly, it has nothing to register."),
         )
     return config_url, token
@@ -125,7 +130,9 @@ def _registration_params() -> tuple[str, str]:
 @bp.get("/register")
 def register_start() -> ResponseReturnValue:
     config_url, token = _registration_params()
-    platform_config = fetch_platform_configuration(config_url, timeout=runtime.config().http_timeout)
+    platform_config = fetch_platform_configuration(
+        config_url, timeout=runtime.config().http_timeout
+    )
     signed = _registration_signer().dumps(_registration_fingerprint(config_url, token))
     response = Response(
         render_template(
@@ -154,7 +161,11 @@ def register_finish() -> ResponseReturnValue:
     cfg = runtime.config()
     platform_config = fetch_platform_configuration(config_url, timeout=cfg.http_timeout)
     result = register_with_platform(
-        get_session(), platform_config, token or None, tool_urls(), timeout=cfg.http_timeout,
+        get_session(),
+        platform_config,
+        token or None,
+        tool_urls(),
+        timeout=cfg.http_timeout,
         pending=cfg.registration_approval,
     )
     runtime.frame_ancestors().invalidate()

@@ -1,1 +1,1 @@
-"""The five competency modules A–E: unit pages, reading progress, and instructors' module settings."""
+"""The five competency modules A–E: unit pages, reading progress, instructors' settings."""

@@ -130,7 +130,9 @@ class ModulePage:
         return due is not None and due < utcnow() and self.percent < 100
 
 
-def _progress_rows(session: Session, member_id: int, module_id: str | None = None) -> dict[str, UnitProgress]:
+def _progress_rows(
+    session: Session, member_id: int, module_id: str | None = None
+) -> dict[str, UnitProgress]:
     query = select(UnitProgress).where(UnitProgress.member_id == member_id)
     if module_id is not None:
         query = query.where(UnitProgress.module_id == module_id)
@@ -146,23 +148,29 @@ def module_page(session: Session, catalog: Catalog, ts: ToolSession, module_id: 
     settings = settings_for(session, ts.course_id, module.id)
     progress = _progress_rows(session, ts.member_id, module.id)
     required = required_ids(module, settings)
-    units = [UnitStatus(unit, unit.id in required, progress.get(unit.id))
-             for unit in ordered_units(module, settings)]
+    units = [
+        UnitStatus(unit, unit.id in required, progress.get(unit.id))
+        for unit in ordered_units(module, settings)
+    ]
     return ModulePage(module, settings, units, _module_open(settings) or ts.is_staff)
 
 
 def course_modules(session: Session, catalog: Catalog, ts: ToolSession) -> list[ModulePage]:
     settings = {
         row.module_id: row
-        for row in session.scalars(select(ModuleSettings).where(ModuleSettings.course_id == ts.course_id))
+        for row in session.scalars(
+            select(ModuleSettings).where(ModuleSettings.course_id == ts.course_id)
+        )
     }
     progress = _progress_rows(session, ts.member_id)
     pages = []
     for module in catalog.modules:
         chosen = settings.get(module.id)
         required = required_ids(module, chosen)
-        units = [UnitStatus(unit, unit.id in required, progress.get(unit.id))
-                 for unit in ordered_units(module, chosen)]
+        units = [
+            UnitStatus(unit, unit.id in required, progress.get(unit.id))
+            for unit in ordered_units(module, chosen)
+        ]
         pages.append(ModulePage(module, chosen, units, _module_open(chosen) or ts.is_staff))
     return pages
 
@@ -239,13 +247,20 @@ def open_unit(
 
 def _record_open(session: Session, ts: ToolSession, module_id: str, unit_id: str) -> UnitProgress:
     row = session.scalars(
-        select(UnitProgress).where(UnitProgress.member_id == ts.member_id,
-                                   UnitProgress.unit_id == unit_id)
+        select(UnitProgress).where(
+            UnitProgress.member_id == ts.member_id, UnitProgress.unit_id == unit_id
+        )
     ).first()
     now = utcnow()
     if row is None:
-        row = UnitProgress(course_id=ts.course_id, member_id=ts.member_id, module_id=module_id,
-                           unit_id=unit_id, opened_at=now, last_seen_at=now)
+        row = UnitProgress(
+            course_id=ts.course_id,
+            member_id=ts.member_id,
+            module_id=module_id,
+            unit_id=unit_id,
+            opened_at=now,
+            last_seen_at=now,
+        )
         try:
             with session.begin_nested():
                 session.add(row)
@@ -257,7 +272,9 @@ def _record_open(session: Session, ts: ToolSession, module_id: str, unit_id: str
     return row
 
 
-def mark_read(session: Session, catalog: Catalog, ts: ToolSession, module_id: str, unit_id: str) -> None:
+def mark_read(
+    session: Session, catalog: Catalog, ts: ToolSession, module_id: str, unit_id: str
+) -> None:
     module = _module(catalog, module_id)
     _unit(module, unit_id)
     row = _record_open(session, ts, module.id, unit_id)
@@ -273,7 +290,11 @@ class CheckResult:
 
 
 def submit_self_check(
-    session: Session, catalog: Catalog, ts: ToolSession, module_id: str, unit_id: str,
+    session: Session,
+    catalog: Catalog,
+    ts: ToolSession,
+    module_id: str,
+    unit_id: str,
     form: Mapping[str, str],
 ) -> CheckResult:
     page = module_page(session, catalog, ts, module_id)
@@ -315,7 +336,12 @@ def _send_completion(session: Session, catalog: Catalog, ts: ToolSession, module
     for link in links:
         item = grading.grade_item_for(session, link, gradable_for(page.module))
         grading.record_score(
-            session, member, item, page.percent, 100, grading.Progress.FINAL,
+            session,
+            member,
+            item,
+            page.percent,
+            100,
+            grading.Progress.FINAL,
             only_if_changed=True,
         )
 
@@ -333,13 +359,16 @@ def enable_completion_grade(session: Session, course_id: int, module_id: str) ->
 
 def gradable_for(module: Module) -> grading.Gradable:
     return grading.Gradable(
-        key=module_key(module.id), label=module.title.plain("ja"), score_maximum=100,
+        key=module_key(module.id),
+        label=module.title.plain("ja"),
+        score_maximum=100,
         tag="module-completion",
     )
 
 
-def set_reading_aids(session: Session, ts: ToolSession, *, furigana: bool | None,
-                     easy: bool | None) -> Person:
+def set_reading_aids(
+    session: Session, ts: ToolSession, *, furigana: bool | None, easy: bool | None
+) -> Person:
     person = session.scalars(
         select(Person).where(Person.id == ts.person_id, Person.platform_id == ts.platform_id)
     ).first()
@@ -380,7 +409,11 @@ def _parse_date(raw: str, label: str, *, end_of_day: bool) -> dt.datetime | None
 
 
 def save_settings(
-    session: Session, catalog: Catalog, ts: ToolSession, module_id: str, form: Mapping[str, str],
+    session: Session,
+    catalog: Catalog,
+    ts: ToolSession,
+    module_id: str,
+    form: Mapping[str, str],
     required: list[str],
 ) -> ModuleSettings:
     module = _module(catalog, module_id)
@@ -449,7 +482,8 @@ class ModuleReport:
 
 def learners(session: Session, course_id: int) -> list[Member]:
     members = session.scalars(
-        select(Member).options(joinedload(Member.person))
+        select(Member)
+        .options(joinedload(Member.person))
         .where(Member.course_id == course_id, Member.active.is_(True))
         .order_by(Member.id)
     )
@@ -464,7 +498,9 @@ def progress_reports(session: Session, catalog: Catalog, course_id: int) -> list
     }
     settings = {
         row.module_id: row
-        for row in session.scalars(select(ModuleSettings).where(ModuleSettings.course_id == course_id))
+        for row in session.scalars(
+            select(ModuleSettings).where(ModuleSettings.course_id == course_id)
+        )
     }
     reports = []
     for module in catalog.modules:
@@ -474,11 +510,15 @@ def progress_reports(session: Session, catalog: Catalog, course_id: int) -> list
         rows = []
         for member in people:
             states = {
-                unit.id: UnitStatus(unit, unit.id in required, progress.get((member.id, unit.id))).state
+                unit.id: UnitStatus(
+                    unit, unit.id in required, progress.get((member.id, unit.id))
+                ).state
                 for unit in units
             }
             done = sum(1 for uid in required if states[uid] == "completed")
-            rows.append(ProgressRow(member, states, round(100 * done / len(required)) if required else 100))
+            rows.append(
+                ProgressRow(member, states, round(100 * done / len(required)) if required else 100)
+            )
         reports.append(ModuleReport(module, units, required, rows))
     return reports
 
@@ -495,19 +535,28 @@ def progress_csv(reports: list[ModuleReport], locale: str) -> str:
     """UTF-8 with a byte order mark, so Excel opens the Japanese correctly."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([str(_l("Module")), str(_l("Unit")), str(_l("Trainee")), str(_l("State")),
-                     str(_l("Required"))])
+    writer.writerow(
+        [
+            str(_l("Module")),
+            str(_l("Unit")),
+            str(_l("Trainee")),
+            str(_l("State")),
+            str(_l("Required")),
+        ]
+    )
     for report in reports:
         for row in report.rows:
             name = row.member.person.display_name or row.member.person.sub
             for unit in report.units:
-                writer.writerow([
-                    report.module.id,
-                    unit.title.plain(locale),
-                    _csv_safe(name),
-                    str(STATE_LABELS[row.states[unit.id]]),
-                    "yes" if unit.id in report.required else "no",
-                ])
+                writer.writerow(
+                    [
+                        report.module.id,
+                        unit.title.plain(locale),
+                        _csv_safe(name),
+                        str(STATE_LABELS[row.states[unit.id]]),
+                        "yes" if unit.id in report.required else "no",
+                    ]
+                )
     return "\ufeff" + out.getvalue()
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from markupsafe import Markup
 
 from lti_tool import runtime
+from lti_tool.catalog.model import Unit
 from lti_tool.db import get_session
 from lti_tool.home.services import safe_next
+from lti_tool.identity.models import Person
 from lti_tool.modules import services
 from lti_tool.web.context import requires_session, requires_staff
 from lti_tool.web.security import content_security_policy
@@ -15,7 +18,7 @@ from lti_tool.web.security import content_security_policy
 bp = Blueprint("modules", __name__, url_prefix="/modules", template_folder="templates")
 
 
-def _aids() -> object:
+def _aids() -> Person:
     return services.reading_aids(get_session(), g.tool_session)
 
 
@@ -33,11 +36,32 @@ def module(module_id: str) -> ResponseReturnValue:
     return render_template("modules/module.html", page=page, aids=_aids())
 
 
+def static_parts(unit: Unit, locale: str, easy: bool, has_video: bool) -> Markup:
+    """The unit's body, terms, key points and sources, rendered once per language (content is
+    immutable while the app runs) — most of a unit page's rendering."""
+    cache: dict[tuple[str, str, bool, bool], Markup] = current_app.extensions.setdefault(
+        "tsunagu.unit_parts", {}
+    )
+    key = (unit.id, locale, easy, has_video)
+    found = cache.get(key)
+    if found is None:
+        found = Markup(  # noqa: S704 - the output of our own autoescaped template
+            render_template("modules/_unit_static.html", unit=unit, easy=easy, has_video=has_video)
+        )
+        cache[key] = found
+    return found
+
+
 @bp.get("/<module_id>/<unit_id>")
 @requires_session
 def unit(module_id: str, unit_id: str) -> ResponseReturnValue:
     page = services.open_unit(get_session(), runtime.catalog(), g.tool_session, module_id, unit_id)
-    response = Response(render_template("modules/unit.html", page=page, aids=_aids()))
+    aids = _aids()
+    easy = g.tool_session.locale == "ja" and aids.easy_japanese and page.unit.has_easy
+    parts = static_parts(page.unit, g.tool_session.locale, easy, page.video is not None)
+    response = Response(
+        render_template("modules/unit.html", page=page, aids=aids, static_parts=parts)
+    )
     if page.video is not None and page.video.kind != "link":
         sources = g.get("csp_sources", "'self'")
         extra = " ".join(services.VIDEO_FRAME_ORIGINS)
@@ -53,7 +77,9 @@ def read(module_id: str, unit_id: str) -> ResponseReturnValue:
     services.mark_read(get_session(), runtime.catalog(), g.tool_session, module_id, unit_id)
     if request.headers.get("X-Requested-With") == "fetch":
         return {"status": "ok"}
-    return redirect(url_for("modules.unit", module_id=module_id, unit_id=unit_id) + "#self-check", code=303)
+    return redirect(
+        url_for("modules.unit", module_id=module_id, unit_id=unit_id) + "#self-check", code=303
+    )
 
 
 @bp.post("/<module_id>/<unit_id>/check")
@@ -62,7 +88,9 @@ def check(module_id: str, unit_id: str) -> ResponseReturnValue:
     services.submit_self_check(
         get_session(), runtime.catalog(), g.tool_session, module_id, unit_id, request.form
     )
-    return redirect(url_for("modules.unit", module_id=module_id, unit_id=unit_id) + "#self-check", code=303)
+    return redirect(
+        url_for("modules.unit", module_id=module_id, unit_id=unit_id) + "#self-check", code=303
+    )
 
 
 @bp.post("/reading-aids")
@@ -72,7 +100,9 @@ def reading_aids() -> ResponseReturnValue:
         value = request.form.get(name)
         return None if value is None else value == "on"
 
-    services.set_reading_aids(get_session(), g.tool_session, furigana=flag("furigana"), easy=flag("easy"))
+    services.set_reading_aids(
+        get_session(), g.tool_session, furigana=flag("furigana"), easy=flag("easy")
+    )
     return redirect(safe_next(request.form.get("next"), g.tool_session), code=303)
 
 
@@ -99,15 +129,20 @@ def progress_csv() -> ResponseReturnValue:
 @requires_staff
 def settings(module_id: str) -> ResponseReturnValue:
     page = services.module_page(get_session(), runtime.catalog(), g.tool_session, module_id)
-    return render_template("modules/settings.html", page=page, aids=_aids(),
-                           format_date=services.format_date)
+    return render_template(
+        "modules/settings.html", page=page, aids=_aids(), format_date=services.format_date
+    )
 
 
 @bp.post("/<module_id>/settings")
 @requires_staff
 def save_settings(module_id: str) -> ResponseReturnValue:
     services.save_settings(
-        get_session(), runtime.catalog(), g.tool_session, module_id, request.form,
+        get_session(),
+        runtime.catalog(),
+        g.tool_session,
+        module_id,
+        request.form,
         request.form.getlist("required"),
     )
     return redirect(url_for("modules.settings", module_id=module_id, saved=1), code=303)

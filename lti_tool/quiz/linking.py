@@ -16,7 +16,9 @@ def quiz_items(catalog: Catalog) -> list[LinkableItem]:
         LinkableItem(
             key=QUIZ_KEY,
             kind="quiz",
-            title=Text(ja="{修了|しゅうりょう}{認定|にんてい}テスト", en="Completion certification test"),
+            title=Text(
+                ja="{修了|しゅうりょう}{認定|にんてい}テスト", en="Completion certification test"
+            ),
             description=Text(
                 ja="A〜Eの{全|ぜん}{領域|りょういき}から{出題|しゅつだい}される{修了|しゅうりょう}{認定|にんてい}テスト。",
                 en="The completion certification test, drawing questions from areas A to E.",

@@ -43,7 +43,9 @@ class QuizSettings(Base):
     time_limit_minutes: Mapped[int] = mapped_column(default=60)
     attempts_allowed: Mapped[int] = mapped_column(default=2)
     pass_percent: Mapped[int] = mapped_column(default=70)
-    grading_rule: Mapped[GradingRule] = mapped_column(str_enum(GradingRule), default=GradingRule.BEST)
+    grading_rule: Mapped[GradingRule] = mapped_column(
+        str_enum(GradingRule), default=GradingRule.BEST
+    )
     review_policy: Mapped[ReviewPolicy] = mapped_column(
         str_enum(ReviewPolicy), default=ReviewPolicy.AFTER_CLOSE
     )
@@ -60,8 +62,11 @@ class Attempt(Base):
         UniqueConstraint("member_id", "number"),
         # One open attempt per trainee, enforced by the database.
         Index(
-            "ix_quiz_attempt_one_open", "member_id", unique=True,
-            postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'"),
+            "ix_quiz_attempt_one_open",
+            "member_id",
+            unique=True,
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
         ),
         Index("ix_quiz_attempt_course", "course_id", "status"),
     )
@@ -70,7 +75,9 @@ class Attempt(Base):
     course_id: Mapped[int] = mapped_column(ForeignKey("course.id"))
     member_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
     number: Mapped[int]
-    status: Mapped[AttemptStatus] = mapped_column(str_enum(AttemptStatus), default=AttemptStatus.OPEN)
+    status: Mapped[AttemptStatus] = mapped_column(
+        str_enum(AttemptStatus), default=AttemptStatus.OPEN
+    )
     started_at: Mapped[timestamp]
     # The server-side timer: answers are accepted until this moment plus a short grace.
     deadline_at: Mapped[dt.datetime]

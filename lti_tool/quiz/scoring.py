@@ -50,7 +50,11 @@ def score_response(snapshot: dict[str, Any], response: Any) -> float:
         if not isinstance(response, str):
             return 0.0
         given = normalise_japanese(response)
-        return 1.0 if given and any(given == normalise_japanese(a) for a in snapshot["accepted"]) else 0.0
+        return (
+            1.0
+            if given and any(given == normalise_japanese(a) for a in snapshot["accepted"])
+            else 0.0
+        )
     return 0.0
 
 

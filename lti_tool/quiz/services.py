@@ -52,9 +52,16 @@ def default_settings(catalog: Catalog, course_id: int) -> QuizSettings:
     return QuizSettings(
         course_id=course_id,
         questions_per_area={area: min(DEFAULT_PER_AREA, len(available[area])) for area in AREAS},
-        shuffle_questions=True, shuffle_options=True, time_limit_minutes=60, attempts_allowed=2,
-        pass_percent=70, grading_rule=GradingRule.BEST, review_policy=ReviewPolicy.AFTER_CLOSE,
-        questions_per_page=5, opens_at=None, closes_at=None,
+        shuffle_questions=True,
+        shuffle_options=True,
+        time_limit_minutes=60,
+        attempts_allowed=2,
+        pass_percent=70,
+        grading_rule=GradingRule.BEST,
+        review_policy=ReviewPolicy.AFTER_CLOSE,
+        questions_per_page=5,
+        opens_at=None,
+        closes_at=None,
     )
 
 
@@ -73,19 +80,31 @@ def _bank_by_area(catalog: Catalog) -> dict[str, list[Question]]:
 def _int_field(form: Mapping[str, str], name: str, low: int, high: int, label: Any) -> int:
     raw = form.get(name, "").strip()
     if not raw.isdigit() or not low <= int(raw) <= high:
-        raise BadRequest(_l("%(label)s: a whole number from %(low)s to %(high)s.",
-                            label=label, low=low, high=high))
+        raise BadRequest(
+            _l(
+                "%(label)s: a whole number from %(low)s to %(high)s.",
+                label=label,
+                low=low,
+                high=high,
+            )
+        )
     return int(raw)
 
 
-def save_settings(session: Session, catalog: Catalog, ts: ToolSession,
-                  form: Mapping[str, str]) -> QuizSettings:
+def save_settings(
+    session: Session, catalog: Catalog, ts: ToolSession, form: Mapping[str, str]
+) -> QuizSettings:
     from lti_tool.modules.services import _parse_date  # one date rule for the whole tool
 
     available = _bank_by_area(catalog)
     per_area = {
-        area: _int_field(form, f"area:{area}", 0, len(available[area]),
-                         _l("Questions from area %(area)s", area=area))
+        area: _int_field(
+            form,
+            f"area:{area}",
+            0,
+            len(available[area]),
+            _l("Questions from area %(area)s", area=area),
+        )
         for area in AREAS
     }
     if sum(per_area.values()) == 0:
@@ -99,7 +118,9 @@ def save_settings(session: Session, catalog: Catalog, ts: ToolSession,
     closes = _parse_date(form.get("closes", ""), str(_l("Closing date")), end_of_day=True)
     if opens and closes and closes <= opens:
         raise BadRequest(_l("The closing date is before the opening date."))
-    settings = session.scalars(select(QuizSettings).where(QuizSettings.course_id == ts.course_id)).first()
+    settings = session.scalars(
+        select(QuizSettings).where(QuizSettings.course_id == ts.course_id)
+    ).first()
     if settings is None:
         settings = QuizSettings(course_id=ts.course_id)
         session.add(settings)
@@ -117,13 +138,16 @@ def save_settings(session: Session, catalog: Catalog, ts: ToolSession,
     return settings
 
 
-def apply_placement_options(session: Session, catalog: Catalog, course_id: int,
-                            options: Mapping[str, Any]) -> None:
+def apply_placement_options(
+    session: Session, catalog: Catalog, course_id: int, options: Mapping[str, Any]
+) -> None:
     """The pass mark chosen in the deep-linking picker becomes the course's pass mark."""
     pass_percent = options.get("pass_percent")
     if not isinstance(pass_percent, int):
         return
-    settings = session.scalars(select(QuizSettings).where(QuizSettings.course_id == course_id)).first()
+    settings = session.scalars(
+        select(QuizSettings).where(QuizSettings.course_id == course_id)
+    ).first()
     if settings is None:
         settings = default_settings(catalog, course_id)
         session.add(settings)
@@ -136,9 +160,10 @@ def apply_placement_options(session: Session, catalog: Catalog, course_id: int,
 
 def _accommodation(session: Session, course_id: int, member_id: int) -> tuple[int, int]:
     row = session.execute(
-        select(func.coalesce(func.sum(Accommodation.extra_minutes), 0),
-               func.coalesce(func.sum(Accommodation.extra_attempts), 0))
-        .where(Accommodation.course_id == course_id, Accommodation.member_id == member_id)
+        select(
+            func.coalesce(func.sum(Accommodation.extra_minutes), 0),
+            func.coalesce(func.sum(Accommodation.extra_attempts), 0),
+        ).where(Accommodation.course_id == course_id, Accommodation.member_id == member_id)
     ).one()
     return int(row[0]), int(row[1])
 
@@ -174,11 +199,13 @@ class RulesPage:
 
 
 def _member_attempts(session: Session, ts: ToolSession) -> list[Attempt]:
-    return list(session.scalars(
-        select(Attempt)
-        .where(Attempt.course_id == ts.course_id, Attempt.member_id == ts.member_id)
-        .order_by(Attempt.number)
-    ))
+    return list(
+        session.scalars(
+            select(Attempt)
+            .where(Attempt.course_id == ts.course_id, Attempt.member_id == ts.member_id)
+            .order_by(Attempt.number)
+        )
+    )
 
 
 def rules_page(session: Session, catalog: Catalog, ts: ToolSession) -> RulesPage:
@@ -230,8 +257,14 @@ def _draw(catalog: Catalog, settings: QuizSettings) -> list[dict[str, Any]]:
                 _random.shuffle(order)
         else:
             order = []
-        entries.append({"id": question.id, "version": question.version,
-                        "snapshot": question_snapshot(question), "order": order})
+        entries.append(
+            {
+                "id": question.id,
+                "version": question.version,
+                "snapshot": question_snapshot(question),
+                "order": order,
+            }
+        )
     return entries
 
 
@@ -256,9 +289,14 @@ def start_attempt(session: Session, catalog: Catalog, ts: ToolSession) -> Attemp
     if settings.closes_at is not None:
         deadline = min(deadline, settings.closes_at)
     attempt = Attempt(
-        course_id=ts.course_id, member_id=ts.member_id, number=len(page.attempts) + 1,
-        status=AttemptStatus.OPEN, started_at=now, deadline_at=deadline,
-        questions=_draw(catalog, settings), pass_percent=settings.pass_percent,
+        course_id=ts.course_id,
+        member_id=ts.member_id,
+        number=len(page.attempts) + 1,
+        status=AttemptStatus.OPEN,
+        started_at=now,
+        deadline_at=deadline,
+        questions=_draw(catalog, settings),
+        pass_percent=settings.pass_percent,
     )
     try:
         with session.begin_nested():
@@ -266,8 +304,9 @@ def start_attempt(session: Session, catalog: Catalog, ts: ToolSession) -> Attemp
     except IntegrityError:
         # Started at the same moment in another tab: both continue the one open attempt.
         existing = session.scalars(
-            select(Attempt).where(Attempt.member_id == ts.member_id,
-                                  Attempt.status == AttemptStatus.OPEN)
+            select(Attempt).where(
+                Attempt.member_id == ts.member_id, Attempt.status == AttemptStatus.OPEN
+            )
         ).first()
         if existing is None:
             raise
@@ -275,7 +314,9 @@ def start_attempt(session: Session, catalog: Catalog, ts: ToolSession) -> Attemp
     return attempt
 
 
-def attempt_for(session: Session, ts: ToolSession, attempt_id: int, *, staff_may: bool = False) -> Attempt:
+def attempt_for(
+    session: Session, ts: ToolSession, attempt_id: int, *, staff_may: bool = False
+) -> Attempt:
     """An attempt of this member in this course (staff may read any of the course's)."""
     query = select(Attempt).where(Attempt.id == attempt_id, Attempt.course_id == ts.course_id)
     if not (staff_may and ts.is_staff):
@@ -287,8 +328,12 @@ def attempt_for(session: Session, ts: ToolSession, attempt_id: int, *, staff_may
 
 
 def answers_of(session: Session, attempt: Attempt) -> dict[str, AttemptAnswer]:
-    return {row.question_id: row for row in session.scalars(
-        select(AttemptAnswer).where(AttemptAnswer.attempt_id == attempt.id))}
+    return {
+        row.question_id: row
+        for row in session.scalars(
+            select(AttemptAnswer).where(AttemptAnswer.attempt_id == attempt.id)
+        )
+    }
 
 
 def is_late(attempt: Attempt, now: dt.datetime | None = None) -> bool:
@@ -306,7 +351,9 @@ def _parse_response(snapshot: dict[str, Any], raw: Mapping[str, Any], qid: str) 
         return {"true": True, "false": False}.get(value or "")
     if kind == "multiple":
         values = raw.get(f"{qid}[]") or []
-        chosen = sorted({int(v) for v in values if v.isdigit() and int(v) < len(snapshot["options"])})
+        chosen = sorted(
+            {int(v) for v in values if v.isdigit() and int(v) < len(snapshot["options"])}
+        )
         return chosen or None
     if kind == "matching":
         pairs = len(snapshot["pairs"])
@@ -328,9 +375,15 @@ class SaveOutcome:
     late: bool
 
 
-def save_answers(session: Session, catalog: Catalog, ts: ToolSession, attempt_id: int,
-                 fields: Mapping[str, Any], flagged: Sequence[str] | None,
-                 question_ids: Sequence[str]) -> SaveOutcome:
+def save_answers(
+    session: Session,
+    catalog: Catalog,
+    ts: ToolSession,
+    attempt_id: int,
+    fields: Mapping[str, Any],
+    flagged: Sequence[str] | None,
+    question_ids: Sequence[str],
+) -> SaveOutcome:
     """Save the given questions' responses (and flags). Questions not in the attempt are
     ignored. Past the deadline nothing is saved: the attempt is submitted with what it had."""
     attempt = attempt_for(session, ts, attempt_id)
@@ -368,8 +421,11 @@ def finish_attempt(session: Session, catalog: Catalog, attempt: Attempt, *, auto
     result = session.execute(
         update(Attempt)
         .where(Attempt.id == attempt.id, Attempt.status == AttemptStatus.OPEN)
-        .values(status=AttemptStatus.SUBMITTED, submitted_at=min(now, attempt.deadline_at + GRACE),
-                auto_submitted=auto)
+        .values(
+            status=AttemptStatus.SUBMITTED,
+            submitted_at=min(now, attempt.deadline_at + GRACE),
+            auto_submitted=auto,
+        )
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -381,7 +437,9 @@ def finish_attempt(session: Session, catalog: Catalog, attempt: Attempt, *, auto
     return True
 
 
-def submit(session: Session, catalog: Catalog, ts: ToolSession, attempt_id: int) -> tuple[Attempt, bool]:
+def submit(
+    session: Session, catalog: Catalog, ts: ToolSession, attempt_id: int
+) -> tuple[Attempt, bool]:
     """A trainee's submit. Returns the attempt and whether it came after the deadline (then
     only the answers saved in time count)."""
     attempt = attempt_for(session, ts, attempt_id)
@@ -407,8 +465,9 @@ def _grade(session: Session, attempt: Attempt) -> None:
     session.flush()
 
 
-def close_expired(session: Session, catalog: Catalog, course_id: int, *,
-                  member_id: int | None = None) -> int:
+def close_expired(
+    session: Session, catalog: Catalog, course_id: int, *, member_id: int | None = None
+) -> int:
     """Submit open attempts whose time is up, with the answers they saved."""
     query = select(Attempt).where(
         Attempt.course_id == course_id,
@@ -436,17 +495,24 @@ def course_grade(attempts: Sequence[Attempt], rule: GradingRule) -> Attempt | No
 
 
 def gradable() -> grading.Gradable:
-    return grading.Gradable(key=QUIZ_KEY, label="修了認定テスト", score_maximum=100, tag="completion-test")
+    return grading.Gradable(
+        key=QUIZ_KEY, label="修了認定テスト", score_maximum=100, tag="completion-test"
+    )
 
 
 def _send_grade(session: Session, course_id: int, member_id: int) -> None:
     """The course grade (best or last attempt) to every gradebook column of an activity that
     shows the test — exactly once per change (unchanged grades are not sent again)."""
     member = session.get(Member, member_id)
-    settings = session.scalars(select(QuizSettings).where(QuizSettings.course_id == course_id)).first()
+    settings = session.scalars(
+        select(QuizSettings).where(QuizSettings.course_id == course_id)
+    ).first()
     rule = settings.grading_rule if settings else GradingRule.BEST
-    attempts = list(session.scalars(
-        select(Attempt).where(Attempt.course_id == course_id, Attempt.member_id == member_id)))
+    attempts = list(
+        session.scalars(
+            select(Attempt).where(Attempt.course_id == course_id, Attempt.member_id == member_id)
+        )
+    )
     chosen = course_grade(attempts, rule)
     if member is None or chosen is None:
         return
@@ -459,8 +525,16 @@ def _send_grade(session: Session, course_id: int, member_id: int) -> None:
     comment = "合格 / Passed" if chosen.passed else "不合格 / Not passed"
     for link in links:
         item = grading.grade_item_for(session, link, gradable())
-        grading.record_score(session, member, item, chosen.percent or 0.0, 100,
-                             grading.Progress.FINAL, comment, only_if_changed=True)
+        grading.record_score(
+            session,
+            member,
+            item,
+            chosen.percent or 0.0,
+            100,
+            grading.Progress.FINAL,
+            comment,
+            only_if_changed=True,
+        )
 
 
 # --- review -----------------------------------------------------------------------------------
@@ -485,18 +559,26 @@ def review_items(session: Session, attempt: Attempt) -> list[ReviewItem]:
     items = []
     for number, entry in enumerate(attempt.questions, start=1):
         row = answers.get(entry["id"])
-        items.append(ReviewItem(
-            number=number, snapshot=entry["snapshot"], order=entry["order"],
-            response=row.response if row else None, points=row.points if row else None,
-            flagged=bool(row and row.flagged),
-        ))
+        items.append(
+            ReviewItem(
+                number=number,
+                snapshot=entry["snapshot"],
+                order=entry["order"],
+                response=row.response if row else None,
+                points=row.points if row else None,
+                flagged=bool(row and row.flagged),
+            )
+        )
     return items
 
 
 def public_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
     """A question as a page may show it during an attempt: no answer key, no explanation."""
-    return {key: value for key, value in snapshot.items()
-            if key not in ("answer", "accepted", "explanation")}
+    return {
+        key: value
+        for key, value in snapshot.items()
+        if key not in ("answer", "accepted", "explanation")
+    }
 
 
 # --- instructors ------------------------------------------------------------------------------
@@ -547,25 +629,30 @@ def question_stats(session: Session, attempts: list[Attempt]) -> list[QuestionSt
         for entry in attempt.questions:
             qid = entry["id"]
             seen.setdefault(qid, entry["snapshot"])
-            row = answers.get(qid)
-            earned = row.points if row and row.points is not None else 0.0
+            answer = answers.get(qid)
+            earned = answer.points if answer and answer.points is not None else 0.0
             points.setdefault(qid, []).append((earned, (attempt.score or 0.0) - earned))
-            choices.setdefault(qid, []).append(row.response if row else None)
+            choices.setdefault(qid, []).append(answer.response if answer else None)
     stats = []
     for qid, snapshot in sorted(seen.items()):
         pairs = points[qid]
         shares: list[float] = []
         if snapshot["type"] in ("single", "multiple"):
             for option in range(len(snapshot["options"])):
-                picked = sum(1 for r in choices[qid]
-                             if r == option or (isinstance(r, list) and option in r))
+                picked = sum(
+                    1 for r in choices[qid] if r == option or (isinstance(r, list) and option in r)
+                )
                 shares.append(round(100 * picked / len(pairs), 1))
-        stats.append(QuestionStats(
-            question_id=qid, snapshot=snapshot, responses=len(pairs),
-            facility=round(sum(p for p, _ in pairs) / len(pairs), 3),
-            discrimination=_correlation([p for p, _ in pairs], [r for _, r in pairs]),
-            option_shares=shares,
-        ))
+        stats.append(
+            QuestionStats(
+                question_id=qid,
+                snapshot=snapshot,
+                responses=len(pairs),
+                facility=round(sum(p for p, _ in pairs) / len(pairs), 3),
+                discrimination=_correlation([p for p, _ in pairs], [r for _, r in pairs]),
+                option_shares=shares,
+            )
+        )
     return stats
 
 
@@ -574,22 +661,39 @@ def results_page(session: Session, catalog: Catalog, ts: ToolSession) -> Results
     settings = settings_for(session, catalog, ts.course_id)
     from lti_tool.modules.services import learners
 
-    attempts = list(session.scalars(
-        select(Attempt).where(Attempt.course_id == ts.course_id).order_by(Attempt.member_id, Attempt.number)))
+    attempts = list(
+        session.scalars(
+            select(Attempt)
+            .where(Attempt.course_id == ts.course_id)
+            .order_by(Attempt.member_id, Attempt.number)
+        )
+    )
     by_member: dict[int, list[Attempt]] = {}
     for attempt in attempts:
         by_member.setdefault(attempt.member_id, []).append(attempt)
-    members = [(m, by_member.get(m.id, []), course_grade(by_member.get(m.id, []), settings.grading_rule))
-               for m in learners(session, ts.course_id)]
+    members = [
+        (m, by_member.get(m.id, []), course_grade(by_member.get(m.id, []), settings.grading_rule))
+        for m in learners(session, ts.course_id)
+    ]
     histogram = [0] * 10
     for _, _, chosen in members:
         if chosen is not None and chosen.percent is not None:
             histogram[min(9, int(chosen.percent // 10))] += 1
-    accommodations = list(session.scalars(
-        select(Accommodation).options(joinedload(Accommodation.member).joinedload(Member.person))
-        .where(Accommodation.course_id == ts.course_id).order_by(Accommodation.id)))
-    return ResultsPage(members=members, stats=question_stats(session, attempts),
-                       histogram=histogram, settings=settings, accommodations=accommodations)
+    accommodations = list(
+        session.scalars(
+            select(Accommodation)
+            .options(joinedload(Accommodation.member).joinedload(Member.person))
+            .where(Accommodation.course_id == ts.course_id)
+            .order_by(Accommodation.id)
+        )
+    )
+    return ResultsPage(
+        members=members,
+        stats=question_stats(session, attempts),
+        histogram=histogram,
+        settings=settings,
+        accommodations=accommodations,
+    )
 
 
 def regrade(session: Session, catalog: Catalog, ts: ToolSession) -> int:
@@ -598,15 +702,21 @@ def regrade(session: Session, catalog: Catalog, ts: ToolSession) -> int:
     changed = 0
     members: set[int] = set()
     attempts = session.scalars(
-        select(Attempt).where(Attempt.course_id == ts.course_id,
-                              Attempt.status == AttemptStatus.SUBMITTED))
+        select(Attempt).where(
+            Attempt.course_id == ts.course_id, Attempt.status == AttemptStatus.SUBMITTED
+        )
+    )
     for attempt in attempts:
         entries = []
         touched = False
         for entry in attempt.questions:
             current = catalog.questions.get(entry["id"])
             if current is not None and current.version != entry["version"]:
-                entry = {**entry, "version": current.version, "snapshot": question_snapshot(current)}
+                entry = {
+                    **entry,
+                    "version": current.version,
+                    "snapshot": question_snapshot(current),
+                }
                 touched = True
             entries.append(entry)
         if not touched:
@@ -623,10 +733,12 @@ def regrade(session: Session, catalog: Catalog, ts: ToolSession) -> int:
     return changed
 
 
-def grant_accommodation(session: Session, ts: ToolSession, member_id: int,
-                        form: Mapping[str, str]) -> Accommodation:
+def grant_accommodation(
+    session: Session, ts: ToolSession, member_id: int, form: Mapping[str, str]
+) -> Accommodation:
     member = session.scalars(
-        select(Member).where(Member.id == member_id, Member.course_id == ts.course_id)).first()
+        select(Member).where(Member.id == member_id, Member.course_id == ts.course_id)
+    ).first()
     if member is None:
         raise NotFound(_l("This trainee is not in the course."))
     reason = form.get("reason", "").strip()
@@ -636,9 +748,14 @@ def grant_accommodation(session: Session, ts: ToolSession, member_id: int,
     extra_attempts = _int_field(form, "extra_attempts", 0, 10, _l("Extra attempts"))
     if extra_minutes == 0 and extra_attempts == 0:
         raise BadRequest(_l("Grant extra minutes, extra attempts, or both."))
-    row = Accommodation(course_id=ts.course_id, member_id=member.id, extra_minutes=extra_minutes,
-                        extra_attempts=extra_attempts, reason=reason,
-                        granted_by_member_id=ts.member_id)
+    row = Accommodation(
+        course_id=ts.course_id,
+        member_id=member.id,
+        extra_minutes=extra_minutes,
+        extra_attempts=extra_attempts,
+        reason=reason,
+        granted_by_member_id=ts.member_id,
+    )
     session.add(row)
     session.flush()
     return row

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -55,9 +56,13 @@ def attempt(attempt_id: int) -> ResponseReturnValue:
     number = _page_number(len(found.questions), per_page)
     items = services.review_items(session, found)
     return render_template(
-        "quiz/attempt.html", attempt=found, items=items, page=number, per_page=per_page,
+        "quiz/attempt.html",
+        attempt=found,
+        items=items,
+        page=number,
+        per_page=per_page,
         pages=max(1, -(-len(items) // per_page)),
-        shown=items[(number - 1) * per_page: number * per_page],
+        shown=items[(number - 1) * per_page : number * per_page],
     )
 
 
@@ -66,11 +71,18 @@ def attempt(attempt_id: int) -> ResponseReturnValue:
 def save(attempt_id: int) -> ResponseReturnValue:
     session = get_session()
     question_ids = request.form.getlist("question")
-    fields = {key: (request.form.getlist(key) if key.endswith("[]") else request.form[key])
-              for key in request.form}
+    fields = {
+        key: (request.form.getlist(key) if key.endswith("[]") else request.form[key])
+        for key in request.form
+    }
     outcome = services.save_answers(
-        session, runtime.catalog(), g.tool_session, attempt_id, fields,
-        request.form.getlist("flagged"), question_ids,
+        session,
+        runtime.catalog(),
+        g.tool_session,
+        attempt_id,
+        fields,
+        request.form.getlist("flagged"),
+        question_ids,
     )
     if outcome.late:
         return redirect(url_for("quiz.result", attempt_id=attempt_id, late=1), code=303)
@@ -78,7 +90,7 @@ def save(attempt_id: int) -> ResponseReturnValue:
     if go == "summary":
         return redirect(url_for("quiz.summary", attempt_id=attempt_id), code=303)
     page = go.removeprefix("page:")
-    target = {"page": page} if page.isdigit() else {}
+    target: dict[str, Any] = {"page": page} if page.isdigit() else {}
     if request.headers.get("X-Requested-With") == "fetch":
         return {"status": "saved", "saved": outcome.saved}
     return redirect(url_for("quiz.attempt", attempt_id=attempt_id, **target), code=303)
@@ -92,16 +104,19 @@ def summary(attempt_id: int) -> ResponseReturnValue:
     if found.status != AttemptStatus.OPEN:
         return redirect(url_for("quiz.result", attempt_id=found.id), code=303)
     settings = services.settings_for(session, runtime.catalog(), g.tool_session.course_id)
-    return render_template("quiz/summary.html", attempt=found,
-                           items=services.review_items(session, found),
-                           per_page=settings.questions_per_page)
+    return render_template(
+        "quiz/summary.html",
+        attempt=found,
+        items=services.review_items(session, found),
+        per_page=settings.questions_per_page,
+    )
 
 
 @bp.post("/attempt/<int:attempt_id>/submit")
 @requires_session
 def submit(attempt_id: int) -> ResponseReturnValue:
     _, late = services.submit(get_session(), runtime.catalog(), g.tool_session, attempt_id)
-    target = {"late": 1} if late else {}
+    target: dict[str, Any] = {"late": 1} if late else {}
     return redirect(url_for("quiz.result", attempt_id=attempt_id, **target), code=303)
 
 
@@ -118,9 +133,13 @@ def result(attempt_id: int) -> ResponseReturnValue:
     settings = services.settings_for(session, runtime.catalog(), ts.course_id)
     review = services.review_allowed(settings, ts)
     return render_template(
-        "quiz/result.html", attempt=found, settings=settings, review=review,
+        "quiz/result.html",
+        attempt=found,
+        settings=settings,
+        review=review,
         items=services.review_items(session, found) if review else [],
-        late=request.args.get("late") == "1", sources=runtime.catalog().sources,
+        late=request.args.get("late") == "1",
+        sources=runtime.catalog().sources,
     )
 
 
@@ -134,8 +153,9 @@ def settings() -> ResponseReturnValue:
         return redirect(url_for("quiz.settings", saved=1), code=303)
     current = services.settings_for(session, catalog, g.tool_session.course_id)
     available = {area: len(qs) for area, qs in services._bank_by_area(catalog).items()}
-    return render_template("quiz/settings.html", settings=current, available=available,
-                           format_date=format_date)
+    return render_template(
+        "quiz/settings.html", settings=current, available=available, format_date=format_date
+    )
 
 
 @bp.get("/results")
@@ -151,8 +171,17 @@ def results_csv() -> ResponseReturnValue:
     page = services.results_page(get_session(), runtime.catalog(), g.tool_session)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([str(_l("Trainee")), str(_l("Attempt")), str(_l("Started")), str(_l("Minutes taken")),
-                     str(_l("Score (percent)")), str(_l("Passed")), str(_l("Counts for the grade"))])
+    writer.writerow(
+        [
+            str(_l("Trainee")),
+            str(_l("Attempt")),
+            str(_l("Started")),
+            str(_l("Minutes taken")),
+            str(_l("Score (percent)")),
+            str(_l("Passed")),
+            str(_l("Counts for the grade")),
+        ]
+    )
     for member, attempts, chosen in page.members:
         name = member.person.display_name or member.person.sub
         name = "'" + name if name[:1] in ("=", "+", "-", "@") else name
@@ -160,14 +189,22 @@ def results_csv() -> ResponseReturnValue:
             taken = ""
             if attempt.submitted_at:
                 taken = f"{(attempt.submitted_at - attempt.started_at).total_seconds() / 60:.1f}"
-            writer.writerow([
-                name, attempt.number, attempt.started_at.isoformat(timespec="seconds"), taken,
-                "" if attempt.percent is None else f"{attempt.percent:.1f}",
-                "" if attempt.passed is None else ("yes" if attempt.passed else "no"),
-                "yes" if chosen is not None and chosen.id == attempt.id else "",
-            ])
-    return Response(("\ufeff" + out.getvalue()).encode("utf-8"), mimetype="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="tsunagu-test-results.csv"'})
+            writer.writerow(
+                [
+                    name,
+                    attempt.number,
+                    attempt.started_at.isoformat(timespec="seconds"),
+                    taken,
+                    "" if attempt.percent is None else f"{attempt.percent:.1f}",
+                    "" if attempt.passed is None else ("yes" if attempt.passed else "no"),
+                    "yes" if chosen is not None and chosen.id == attempt.id else "",
+                ]
+            )
+    return Response(
+        ("\ufeff" + out.getvalue()).encode("utf-8"),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="tsunagu-test-results.csv"'},
+    )
 
 
 @bp.post("/regrade")

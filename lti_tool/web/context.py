@@ -172,7 +172,7 @@ def start_session(
     locale: str,
     cookies_work: bool,
     landing_endpoint: str,
-    landing_values: dict[str, str] | None = None,
+    landing_values: dict[str, Any] | None = None,
     deep_link_id: int | None = None,
 ) -> Response:
     """Answer a valid launch: a 303 to the landing page with the new session's token, and the

@@ -16,12 +16,15 @@ log = logging.getLogger("lti_tool.errors")
 
 def _wants_json() -> bool:
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes[
-        "text/html"
-    ]
+    return (
+        best == "application/json"
+        and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    )
 
 
-def _page(status: int, title: str, message: str, hint: str | None, new_window: bool) -> ResponseReturnValue:
+def _page(
+    status: int, title: str, message: str, hint: str | None, new_window: bool
+) -> ResponseReturnValue:
     if _wants_json():
         return {"error": title, "message": message}, status
     return (
@@ -43,7 +46,10 @@ def init_error_pages(app: Flask) -> None:
     def _tool_error(error: ToolError) -> ResponseReturnValue:
         log.info(
             "refused status=%s kind=%s detail=%s path=%s",
-            error.status, type(error).__name__, error.log_detail, request.path,
+            error.status,
+            type(error).__name__,
+            error.log_detail,
+            request.path,
         )
         return _page(
             error.status,

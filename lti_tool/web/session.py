@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass, replace
 
 from flask import Request
-from werkzeug.wrappers import Response
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from werkzeug.wrappers import Response
 
 from lti_tool.lti.roles import Role, decode_roles, encode_roles, has_staff_rights
 
@@ -166,8 +166,14 @@ def set_tool_cookie(
     where the browser takes it, else a first-party `Lax` cookie (used only top-level)."""
     if cross_site_cookies_possible(request):
         response.set_cookie(
-            name, value, max_age=max_age, httponly=True, secure=True, samesite="None",
-            partitioned=True, path="/",
+            name,
+            value,
+            max_age=max_age,
+            httponly=True,
+            secure=True,
+            samesite="None",
+            partitioned=True,
+            path="/",
         )
     else:
         response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="Lax", path="/")

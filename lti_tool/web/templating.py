@@ -10,7 +10,6 @@ from urllib.parse import urlencode
 from flask import Flask
 from flask_babel import format_datetime, get_locale
 from flask_babel import lazy_gettext as _l
-
 from markupsafe import Markup
 
 from lti_tool.catalog.ruby import render_inline
@@ -52,7 +51,9 @@ def localized(text: Mapping[str, Any] | None) -> Markup:
 
 def init_templating(app: Flask) -> None:
     app.jinja_env.filters.update(
-        role_labels=role_labels, merge_query=merge_query, datetime_local=datetime_local,
+        role_labels=role_labels,
+        merge_query=merge_query,
+        datetime_local=datetime_local,
         localized=localized,
     )
 

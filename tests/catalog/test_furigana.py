@@ -10,8 +10,10 @@ from lti_tool.catalog.furigana import annotate, propose, sudachi_reader
 from lti_tool.catalog.model import GlossaryEntry
 from lti_tool.cli import main
 
-GLOSSARY = (GlossaryEntry("外国人", "がいこくじん", "foreign resident", None),
-            GlossaryEntry("在留資格", "ざいりゅうしかく", "status of residence", None))
+GLOSSARY = (
+    GlossaryEntry("外国人", "がいこくじん", "foreign resident", None),
+    GlossaryEntry("在留資格", "ざいりゅうしかく", "status of residence", None),
+)
 
 
 def test_glossary_reading_wins_and_existing_ruby_is_kept():
@@ -26,9 +28,11 @@ def test_sudachi_proposes_readings_over_kanji_only():
 
 
 def test_propose_touches_only_japanese_and_quotes_yaml():
-    source = ("---\nid: a01-x\ntitle:\n  ja: 外国人の相談\n  en: 外国人 in English\n"
-              "objectives:\n  ja:\n    - 窓口で話す\n  en:\n    - Keep 窓口\n---\n"
-              "::: ja\n窓口です。\n:::\n::: en\n窓口 stays.\n:::\n")
+    source = (
+        "---\nid: a01-x\ntitle:\n  ja: 外国人の相談\n  en: 外国人 in English\n"
+        "objectives:\n  ja:\n    - 窓口で話す\n  en:\n    - Keep 窓口\n---\n"
+        "::: ja\n窓口です。\n:::\n::: en\n窓口 stays.\n:::\n"
+    )
     proposal = propose(source, GLOSSARY, sudachi_reader())
     lines = proposal.text.split("\n")
     assert lines[3] == '  ja: "{外国人|がいこくじん}の{相談|そうだん}"'
@@ -43,10 +47,13 @@ def test_propose_touches_only_japanese_and_quotes_yaml():
 def test_cli_writes_the_file(tmp_path: Path):
     root = tmp_path / "content"
     root.mkdir()
-    (root / "glossary.yaml").write_text("- term: 外国人\n  reading: がいこくじん\n  en: foreigner\n",
-                                        encoding="utf-8")
+    (root / "glossary.yaml").write_text(
+        "- term: 外国人\n  reading: がいこくじん\n  en: foreigner\n", encoding="utf-8"
+    )
     unit = tmp_path / "unit.md"
     unit.write_text("---\nid: a01-x\n---\n::: ja\n外国人です。\n:::\n", encoding="utf-8")
-    result = CliRunner().invoke(main, ["content", "furigana", str(unit), "--write", "--root", str(root)])
+    result = CliRunner().invoke(
+        main, ["content", "furigana", str(unit), "--write", "--root", str(root)]
+    )
     assert result.exit_code == 0, result.output
     assert "{外国人|がいこくじん}です。" in unit.read_text(encoding="utf-8")

@@ -52,26 +52,110 @@ def test_the_shipped_content_is_valid():
     assert all(module.units for module in catalog.modules)
 
 
-@pytest.mark.parametrize(("relative", "old", "new", "expected"), [
-    (UNIT, "id: a01-first\n", "id: A01\n", "content/modules/A/a01-first.md:2: id: like 'a01-why-coordinators'"),
-    (UNIT, '  en: Unit A01\n', "", "content/modules/A/a01-first.md:3: title: missing en"),
-    (UNIT, "::: en\nBody A01", "::: fr\nBody A01", "content/modules/A/a01-first.md:1: body: missing '::: en' section"),
-    (UNIT, "{本文|ほんぶん}", "{本文|ほん|ぶ|ん}", "content/modules/A/a01-first.md:29: ruby '{本文|ほん|ぶ|ん}'"),
-    (UNIT, "sources: [S0]", "sources: [S99]", "content/modules/A/a01-first.md:26: sources: unknown source 'S99'"),
-    (UNIT, "sources: [S0]\n", "", "content/modules/A/a01-first.md:2: sources: every unit cites at least one source"),
-    (UNIT, "minutes: 15", "minutes: many", "content/modules/A/a01-first.md:7: minutes: a whole number from 1 to 240"),
-    (UNIT, "    answer: 0", "    answer: 5", "content/modules/A/a01-first.md:22: self_check: answer must be an option's index"),
-    (UNIT, "title:\n", "title: [\n", "content/modules/A/a01-first.md:5: YAML:"),
-    (UNIT, "::: en\nBody A01.", "::: en\nSee [the law](/law). Body A01.", "content/modules/A/a01-first.md:35: link '/law': use an absolute https:// URL"),
-    (UNIT, "minutes: 15\n", "minutes: 15\ncolour: red\n", "content/modules/A/a01-first.md:8: unit: unknown key 'colour'"),
-    ("modules/A/module.yaml", "  - a02-second\n", "  - a02-second\n  - a03-missing\n", "content/modules/A/module.yaml:15: unit 'a03-missing' has no file a03-missing.md"),
-    ("modules/A/module.yaml", "  - a02-second\n", "", "content/modules/A/a02-second.md:1: unit file not listed in module.yaml"),
-    ("modules/B/module.yaml", "  - b01-first\n", "  - a01-first\n  - b01-first\n", "content/modules/B/module.yaml:13: unit 'a01-first' is listed twice"),
-    ("quiz/bank.yaml", "  area: B\n  difficulty: 1", "  area: Z\n  difficulty: 1", "content/quiz/bank.yaml:27: question q-b-single: area must be one of A–E"),
-    ("quiz/bank.yaml", "  answer: [0, 1]", "  answer: [0, 7]", "content/quiz/bank.yaml:23: question q-a-multiple: answer must list option indices (0–2)"),
-    ("quiz/bank.yaml", "  accepted: [\"ヤサシイニホンゴ\", \"easy japanese\"]", "  accepted: []", "content/quiz/bank.yaml:149: question q-short: accepted must list the right answers"),
-    ("sources.yaml", "- id: S0", "- id: S0\n  url: http://insecure.example\n", "content/sources.yaml:3: source S0: url must be https://"),
-])
+@pytest.mark.parametrize(
+    ("relative", "old", "new", "expected"),
+    [
+        (
+            UNIT,
+            "id: a01-first\n",
+            "id: A01\n",
+            "content/modules/A/a01-first.md:2: id: like 'a01-why-coordinators'",
+        ),
+        (UNIT, "  en: Unit A01\n", "", "content/modules/A/a01-first.md:3: title: missing en"),
+        (
+            UNIT,
+            "::: en\nBody A01",
+            "::: fr\nBody A01",
+            "content/modules/A/a01-first.md:1: body: missing '::: en' section",
+        ),
+        (
+            UNIT,
+            "{本文|ほんぶん}",
+            "{本文|ほん|ぶ|ん}",
+            "content/modules/A/a01-first.md:29: ruby '{本文|ほん|ぶ|ん}'",
+        ),
+        (
+            UNIT,
+            "sources: [S0]",
+            "sources: [S99]",
+            "content/modules/A/a01-first.md:26: sources: unknown source 'S99'",
+        ),
+        (
+            UNIT,
+            "sources: [S0]\n",
+            "",
+            "content/modules/A/a01-first.md:2: sources: cite at least one source",
+        ),
+        (
+            UNIT,
+            "minutes: 15",
+            "minutes: many",
+            "content/modules/A/a01-first.md:7: minutes: a whole number from 1 to 240",
+        ),
+        (
+            UNIT,
+            "    answer: 0",
+            "    answer: 5",
+            "content/modules/A/a01-first.md:22: self_check: answer must be an option's index",
+        ),
+        (UNIT, "title:\n", "title: [\n", "content/modules/A/a01-first.md:5: YAML:"),
+        (
+            UNIT,
+            "::: en\nBody A01.",
+            "::: en\nSee [the law](/law). Body A01.",
+            "content/modules/A/a01-first.md:35: link '/law': use an absolute https:// URL",
+        ),
+        (
+            UNIT,
+            "minutes: 15\n",
+            "minutes: 15\ncolour: red\n",
+            "content/modules/A/a01-first.md:8: unit: unknown key 'colour'",
+        ),
+        (
+            "modules/A/module.yaml",
+            "  - a02-second\n",
+            "  - a02-second\n  - a03-missing\n",
+            "content/modules/A/module.yaml:15: unit 'a03-missing' has no file a03-missing.md",
+        ),
+        (
+            "modules/A/module.yaml",
+            "  - a02-second\n",
+            "",
+            "content/modules/A/a02-second.md:1: unit file not listed in module.yaml",
+        ),
+        (
+            "modules/B/module.yaml",
+            "  - b01-first\n",
+            "  - a01-first\n  - b01-first\n",
+            "content/modules/B/module.yaml:13: unit 'a01-first' is listed twice",
+        ),
+        (
+            "quiz/bank.yaml",
+            "  area: B\n  difficulty: 1",
+            "  area: Z\n  difficulty: 1",
+            "content/quiz/bank.yaml:27: question q-b-single: area must be one of A–E",
+        ),
+        (
+            "quiz/bank.yaml",
+            "  answer: [0, 1]",
+            "  answer: [0, 7]",
+            "content/quiz/bank.yaml:23: question q-a-multiple: "
+            "answer must list option indices (0–2)",
+        ),
+        (
+            "quiz/bank.yaml",
+            '  accepted: ["ヤサシイニホンゴ", "easy japanese"]',
+            "  accepted: []",
+            "content/quiz/bank.yaml:149: question q-short: accepted must list the right answers",
+        ),
+        (
+            "sources.yaml",
+            "- id: S0",
+            "- id: S0\n  url: http://insecure.example\n",
+            "content/sources.yaml:3: source S0: url must be https://",
+        ),
+    ],
+)
 def test_each_problem_is_named_with_file_and_line(content, relative, old, new, expected):
     replace(content, relative, old, new)
     found = problems_of(content)
@@ -110,8 +194,14 @@ def test_the_app_refuses_to_start_on_invalid_content(content, tmp_path):
     from lti_tool.config import Config
 
     replace(content, UNIT, "sources: [S0]", "sources: [S99]")
-    config = Config(database_url=f"sqlite:///{tmp_path}/x.db", tool_base_url="http://127.0.0.1:9",
-                    secret_key="s" * 40, instance_dir=tmp_path, testing=True, content_dir=content)
+    config = Config(
+        database_url=f"sqlite:///{tmp_path}/x.db",
+        tool_base_url="http://127.0.0.1:9",
+        secret_key="s" * 40,
+        instance_dir=tmp_path,
+        testing=True,
+        content_dir=content,
+    )
     with pytest.raises(ContentInvalid, match="unknown source 'S99'"):
         create_app(config)
 

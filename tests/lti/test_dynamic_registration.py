@@ -52,9 +52,14 @@ def stored(db: Database) -> list[dict[str, Any]]:
     with db.session_scope() as session:
         return [
             {
-                "issuer": p.issuer, "client_id": p.client_id, "name": p.name,
-                "auth_login_url": p.auth_login_url, "auth_token_url": p.auth_token_url,
-                "jwks_url": p.jwks_url, "status": p.status, "via": p.registered_via,
+                "issuer": p.issuer,
+                "client_id": p.client_id,
+                "name": p.name,
+                "auth_login_url": p.auth_login_url,
+                "auth_token_url": p.auth_token_url,
+                "jwks_url": p.jwks_url,
+                "status": p.status,
+                "via": p.registered_via,
                 "product": p.product_family_code,
                 "deployments": sorted(d.deployment_id for d in p.deployments),
             }
@@ -84,7 +89,7 @@ def register(browser: Browser, lms: TestLMS, token: str = TOKEN) -> requests.Res
 
 def error_title(page: requests.Response) -> str:
     start_tag = page.text.index('<h1 id="error-title">') + len('<h1 id="error-title">')
-    return page.text[start_tag: page.text.index("</h1>", start_tag)]
+    return page.text[start_tag : page.text.index("</h1>", start_tag)]
 
 
 # --- the round trip ---------------------------------------------------------------------------
@@ -133,10 +138,15 @@ def test_registration_stores_the_platform_and_its_deployment(browser, dr, db):
     [client_id] = dr.tools
     [platform] = stored(db)
     assert platform == {
-        "issuer": dr.issuer, "client_id": client_id, "name": "testlms",
-        "auth_login_url": dr.base_url + "/auth", "auth_token_url": dr.base_url + "/token",
-        "jwks_url": dr.base_url + "/jwks", "status": PlatformStatus.ACTIVE,
-        "via": RegisteredVia.DYNAMIC, "product": "testlms",
+        "issuer": dr.issuer,
+        "client_id": client_id,
+        "name": "testlms",
+        "auth_login_url": dr.base_url + "/auth",
+        "auth_token_url": dr.base_url + "/token",
+        "jwks_url": dr.base_url + "/jwks",
+        "status": PlatformStatus.ACTIVE,
+        "via": RegisteredVia.DYNAMIC,
+        "product": "testlms",
         "deployments": [dr.tools[client_id].deployment_id],
     }
     # The page shows what was stored, and tells the LMS to close its dialog.
@@ -187,9 +197,10 @@ def test_reregistering_updates_the_registration(browser, dr, db, same_client_id,
         platform = session.scalars(select(Platform)).one()
         platform.status = PlatformStatus.DISABLED
     dr.registration_tokens.add("reg-token-2")
-    dr.config_overrides[
-        "https://purl.imsglobal.org/spec/lti-platform-configuration"
-    ] = {"product_family_code": "moodle", "version": "4.5"}
+    dr.config_overrides["https://purl.imsglobal.org/spec/lti-platform-configuration"] = {
+        "product_family_code": "moodle",
+        "version": "4.5",
+    }
 
     assert register(browser, dr, token="reg-token-2").status_code == 200
 
@@ -204,8 +215,9 @@ def test_reregistering_updates_the_registration(browser, dr, db, same_client_id,
     assert browser.launch(dr.tools[same_client_id], learner).status_code == 200
 
 
-def test_with_approval_a_new_registration_waits_for_the_administrator(app, browser, dr, db,
-                                                                     learner):
+def test_with_approval_a_new_registration_waits_for_the_administrator(
+    app, browser, dr, db, learner
+):
     config = app.extensions["tsunagu.config"]
     app.extensions["tsunagu.config"] = config.with_overrides(registration_approval=True)
     try:
@@ -216,9 +228,13 @@ def test_with_approval_a_new_registration_waits_for_the_administrator(app, brows
     [platform] = stored(db)
     assert platform["status"] == PlatformStatus.PENDING
     reg = next(iter(dr.tools.values()))
-    login = browser.http.post(reg.login_url, data=dr.login_params(reg, learner),
-                              allow_redirects=False, timeout=10,
-                              headers={"Accept-Language": "en"})
+    login = browser.http.post(
+        reg.login_url,
+        data=dr.login_params(reg, learner),
+        allow_redirects=False,
+        timeout=10,
+        headers={"Accept-Language": "en"},
+    )
     assert login.status_code == 403 and "awaits approval" in login.text
 
 
@@ -234,8 +250,9 @@ def test_registering_again_in_the_lms_adds_a_second_registration(browser, dr, db
 # --- refusals ---------------------------------------------------------------------------------
 
 
-def assert_refused(page: requests.Response, status: int, title: str, dr: TestLMS,
-                   db: Database) -> None:
+def assert_refused(
+    page: requests.Response, status: int, title: str, dr: TestLMS, db: Database
+) -> None:
     assert page.status_code == status, page.text[:800]
     assert page.headers["Content-Type"].startswith("text/html")
     assert error_title(page) == title
@@ -281,25 +298,34 @@ UPSTREAM = "The learning platform did not answer as expected"
 
 
 def test_configuration_not_json(browser, dr, db, monkeypatch):
-    monkeypatch.setitem(dr.app.view_functions, "openid_configuration",
-                        lambda: Response("<html>Moodle maintenance</html>", 200))
+    monkeypatch.setitem(
+        dr.app.view_functions,
+        "openid_configuration",
+        lambda: Response("<html>Moodle maintenance</html>", 200),
+    )
     page = start(english(browser), dr)
     assert_refused(page, 502, UPSTREAM, dr, db)
     assert "could not be read" in page.text
 
 
 def test_configuration_not_found(browser, dr, db):
-    page = english(browser).get("/lti/register", params={
-        "openid_configuration": dr.base_url + "/.well-known/nothing-here",
-        "registration_token": TOKEN,
-    })
+    page = english(browser).get(
+        "/lti/register",
+        params={
+            "openid_configuration": dr.base_url + "/.well-known/nothing-here",
+            "registration_token": TOKEN,
+        },
+    )
     assert_refused(page, 502, UPSTREAM, dr, db)
     assert "could not be fetched" in page.text
 
 
 def test_configuration_not_an_object(browser, dr, db, monkeypatch):
-    monkeypatch.setitem(dr.app.view_functions, "openid_configuration",
-                        lambda: Response("[1, 2]", 200, content_type="application/json"))
+    monkeypatch.setitem(
+        dr.app.view_functions,
+        "openid_configuration",
+        lambda: Response("[1, 2]", 200, content_type="application/json"),
+    )
     assert_refused(start(english(browser), dr), 400, "This launch was refused", dr, db)
 
 
@@ -312,29 +338,42 @@ def test_registration_endpoint_refusing_the_token(browser, dr, db):
 
 
 def test_registration_endpoint_rejecting_the_body(browser, dr, db, monkeypatch):
-    monkeypatch.setitem(dr.app.view_functions, "register", lambda: (
-        Response('{"error": "invalid_client_metadata"}', 400, content_type="application/json")))
+    monkeypatch.setitem(
+        dr.app.view_functions,
+        "register",
+        lambda: Response(
+            '{"error": "invalid_client_metadata"}', 400, content_type="application/json"
+        ),
+    )
     page = register(english(browser), dr)
     assert_refused(page, 502, UPSTREAM, dr, db)
     assert "HTTP 400" in page.text
 
 
 def test_registration_answer_without_client_id(browser, dr, db, monkeypatch):
-    monkeypatch.setitem(dr.app.view_functions, "register", lambda: (
-        Response('{"client_name": "Tsunagu"}', 200, content_type="application/json")))
+    monkeypatch.setitem(
+        dr.app.view_functions,
+        "register",
+        lambda: Response('{"client_name": "Tsunagu"}', 200, content_type="application/json"),
+    )
     page = register(english(browser), dr)
     assert_refused(page, 502, UPSTREAM, dr, db)
     assert "no client ID" in page.text
 
 
-@pytest.mark.parametrize("tamper", [
-    lambda fields, lms: fields.update(registration_token="another-token"),
-    lambda fields, lms: fields.update(
-        openid_configuration=lms.base_url.replace("localhost", "127.0.0.1")
-        + "/.well-known/openid-configuration"),
-    lambda fields, lms: fields.update(signed=fields["signed"][:-4] + "AAAA"),
-    lambda fields, lms: fields.pop("signed"),
-], ids=["token", "configuration", "signature", "no-signature"])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda fields, lms: fields.update(registration_token="another-token"),
+        lambda fields, lms: fields.update(
+            openid_configuration=lms.base_url.replace("localhost", "127.0.0.1")
+            + "/.well-known/openid-configuration"
+        ),
+        lambda fields, lms: fields.update(signed=fields["signed"][:-4] + "AAAA"),
+        lambda fields, lms: fields.pop("signed"),
+    ],
+    ids=["token", "configuration", "signature", "no-signature"],
+)
 def test_tampered_registration_form_is_refused(browser, dr, db, tamper: Callable[..., None]):
     page = start(english(browser), dr)
     action, fields = parse_form(page.text)
@@ -343,16 +382,20 @@ def test_tampered_registration_form_is_refused(browser, dr, db, tamper: Callable
     assert_refused(browser.post(action, fields), 400, "This launch was refused", dr, db)
 
 
-@pytest.mark.parametrize("url", [
-    "http://169.254.169.254/latest/meta-data/",
-    "http://[fe80::1]/.well-known/openid-configuration",
-    "http://0.0.0.0/.well-known/openid-configuration",
-    "file:///etc/passwd",
-    "gopher://localhost/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fe80::1]/.well-known/openid-configuration",
+        "http://0.0.0.0/.well-known/openid-configuration",
+        "file:///etc/passwd",
+        "gopher://localhost/",
+    ],
+)
 def test_forbidden_configuration_urls_are_never_fetched(browser, dr, db, url):
-    page = english(browser).get("/lti/register",
-                                params={"openid_configuration": url, "registration_token": TOKEN})
+    page = english(browser).get(
+        "/lti/register", params={"openid_configuration": url, "registration_token": TOKEN}
+    )
     assert_refused(page, 400, "This launch was refused", dr, db)
     assert "configuration URL is not valid" in page.text
 
@@ -366,16 +409,20 @@ def test_configuration_pointing_at_link_local_endpoints_is_refused(browser, dr, 
     assert_refused(page, 400, "This launch was refused", dr, db)
 
 
-@pytest.mark.parametrize("url", [
-    "http://[::1/.well-known/openid-configuration",
-    "http://a..b/.well-known/openid-configuration",
-    "http://" + "a" * 64 + ".example/.well-known/openid-configuration",
-    "http://localhost:99999999/.well-known/openid-configuration",
-    "http://localhost:port/.well-known/openid-configuration",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1/.well-known/openid-configuration",
+        "http://a..b/.well-known/openid-configuration",
+        "http://" + "a" * 64 + ".example/.well-known/openid-configuration",
+        "http://localhost:99999999/.well-known/openid-configuration",
+        "http://localhost:port/.well-known/openid-configuration",
+    ],
+)
 def test_malformed_configuration_urls_are_refused(browser, dr, db, url):
-    page = english(browser).get("/lti/register",
-                                params={"openid_configuration": url, "registration_token": TOKEN})
+    page = english(browser).get(
+        "/lti/register", params={"openid_configuration": url, "registration_token": TOKEN}
+    )
     assert_refused(page, 400, "This launch was refused", dr, db)
 
 
@@ -386,10 +433,12 @@ def test_issuer_with_a_malformed_port_is_refused(browser, dr, db):
 
 def test_what_the_platform_says_is_escaped(browser, dr, db):
     dr.config_overrides["https://purl.imsglobal.org/spec/lti-platform-configuration"] = {
-        "product_family_code": "<script>alert(1)</script>"}
+        "product_family_code": "<script>alert(1)</script>"
+    }
     hostile = config_url(dr) + '?x="><script>alert(2)</script>'
-    page = browser.get("/lti/register",
-                       params={"openid_configuration": hostile, "registration_token": TOKEN})
+    page = browser.get(
+        "/lti/register", params={"openid_configuration": hostile, "registration_token": TOKEN}
+    )
     assert page.status_code == 200
     assert "<script>alert" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text

@@ -103,10 +103,12 @@ def test_jwks_publishes_the_active_key(app, db, jwks_url):
 
 def test_kid_is_the_rfc7638_thumbprint():
     # The worked example of RFC 7638, section 3.1.
-    n = ("0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc"
-         "_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQ"
-         "R0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bF"
-         "TWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw")
+    n = (
+        "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc"
+        "_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQ"
+        "R0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bF"
+        "TWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
+    )
     public_key = rsa.RSAPublicNumbers(b64_int("AQAB"), b64_int(n)).public_key()
     jwk = public_jwk_of(public_key)
     assert jwk["n"] == n and jwk["e"] == "AQAB"
@@ -141,7 +143,8 @@ def test_rotation_keeps_the_old_key_until_it_retires(app, tool_keys, jwks_url, m
         assert old_row.status == ToolKeyStatus.RETIRING
         assert old_row.retire_after is not None
         assert abs(old_row.retire_after - (utcnow() + dt.timedelta(days=7))) < dt.timedelta(
-            minutes=1)
+            minutes=1
+        )
         assert prune_retired(session) == 0  # not yet
     assert new.kid == new_kid
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from tests.conftest import make_user
-
 
 def test_learner_launch_lands_on_course_home(browser, reg, learner):
     page = browser.launch(reg, learner)
@@ -18,8 +16,9 @@ def test_learner_of_an_unlinked_activity_is_told_it_waits(browser, reg, learner)
     assert 'id="pending-title"' in page.text
 
 
-def test_instructor_launch_of_an_unlinked_activity_offers_the_choice(browser, reg, instructor,
-                                                                      learner):
+def test_instructor_launch_of_an_unlinked_activity_offers_the_choice(
+    browser, reg, instructor, learner
+):
     browser.launch(reg, learner)
     page = browser.launch(reg, instructor)
     assert page.status_code == 200

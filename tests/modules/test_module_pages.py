@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
-from tests.conftest import make_user
-
 
 def token_of(page) -> str:
     return parse_qs(urlsplit(page.url).query)["ts"][0]
@@ -26,10 +24,11 @@ def test_unit_reading_and_self_check_update_progress(browser, reg, learner):
     assert unit.status_code == 200, unit.text[:300]
     assert "本文" in unit.text
     csrf = csrf_of(unit)
-    read = browser.post(f"/modules/A/a01-first/read", {"ts": ts, "csrf_token": csrf})
+    read = browser.post("/modules/A/a01-first/read", {"ts": ts, "csrf_token": csrf})
     assert read.status_code == 303
-    check = browser.post("/modules/A/a01-first/check",
-                         {"ts": ts, "csrf_token": csrf, "a01-first-q1": "1"})
+    check = browser.post(
+        "/modules/A/a01-first/check", {"ts": ts, "csrf_token": csrf, "a01-first-q1": "1"}
+    )
     assert check.status_code == 303
     again = browser.get(f"/modules/A/a01-first?ts={ts}")
     assert "0 of 1" in again.text or "1問中0問" in again.text
@@ -43,8 +42,9 @@ def test_instructor_progress_and_csv(browser, reg, learner, instructor):
     page = browser.launch(reg, learner)
     ts = token_of(page)
     unit = browser.get(f"/modules/B/b01-first?ts={ts}")
-    browser.post("/modules/B/b01-first/check",
-                 {"ts": ts, "csrf_token": csrf_of(unit), "b01-first-q1": "0"})
+    browser.post(
+        "/modules/B/b01-first/check", {"ts": ts, "csrf_token": csrf_of(unit), "b01-first-q1": "0"}
+    )
     staff = browser.launch(reg, instructor)
     sts = token_of(staff)
     progress = browser.get(f"/modules/progress?ts={sts}")
@@ -64,12 +64,20 @@ def test_settings_are_saved_per_course(browser, reg, instructor, learner):
     sts = token_of(staff)
     form = browser.get(f"/modules/C/settings?ts={sts}")
     assert form.status_code == 200
-    saved = browser.post("/modules/C/settings", {
-        "ts": sts, "csrf_token": csrf_of(form), "required": "c02-second",
-        "position:c01-first": "2", "position:c02-second": "1",
-        "video:c01-first": "https://www.youtube.com/watch?v=abcdefghijk",
-        "opens": "", "due": "2026-12-24", "note": "がんばって",
-    })
+    saved = browser.post(
+        "/modules/C/settings",
+        {
+            "ts": sts,
+            "csrf_token": csrf_of(form),
+            "required": "c02-second",
+            "position:c01-first": "2",
+            "position:c02-second": "1",
+            "video:c01-first": "https://www.youtube.com/watch?v=abcdefghijk",
+            "opens": "",
+            "due": "2026-12-24",
+            "note": "がんばって",
+        },
+    )
     assert saved.status_code == 303
     page = browser.launch(reg, learner)
     module = browser.get(f"/modules/C?ts={token_of(page)}")

@@ -14,6 +14,7 @@ import base64
 import html
 import json
 import secrets
+import datetime as dt
 import threading
 import time
 import uuid
@@ -102,6 +103,36 @@ class ToolRegistration:
 class Score:
     lineitem: str
     body: dict[str, Any]
+    # The whole URL the score was posted to (query string included) and its media type.
+    url: str = ""
+    content_type: str = ""
+
+
+class ScoreLog(list[Score]):
+    """The scores the LMS accepted, and what Moodle keeps beside them: the latest timestamp per
+    line item and user (whole seconds), and every post it refused (status, body)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latest: dict[tuple[str, str], int] = {}
+        self.refused: list[tuple[int, dict[str, Any] | None]] = []
+
+    def clear(self) -> None:
+        super().clear()
+        self.latest.clear()
+        self.refused.clear()
+
+
+def _epoch_seconds(timestamp: object) -> int | None:
+    if not isinstance(timestamp, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(timestamp)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:  # Moodle reads a timestamp without zone in server time
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp())
 
 
 class TestLMS:
@@ -120,11 +151,19 @@ class TestLMS:
         self.token_requests: list[dict[str, Any]] = []
         self.registrations: list[dict[str, Any]] = []
         self.registration_tokens: set[str] = set()
-        self.scores: list[Score] = []
+        self.scores = ScoreLog()
+        # As Moodle: a score whose timestamp is not later, to the second, than the last one
+        # accepted for the user and line item gets 409.
+        self.enforce_score_order = True
         self.lineitems: dict[str, dict[str, Any]] = {}
+        self.lineitem_requests: list[tuple[str, dict[str, str]]] = []  # (method, query)
         self.members: list[dict[str, Any]] = []
         self.members_page_size = 0
-        self.score_failures: list[int] = []  # statuses to answer the next score posts with
+        self.nrps_requests: list[str] = []
+        # When set, membership requests wait until it is set (to see who waits for them).
+        self.nrps_hold: threading.Event | None = None
+        # Answers for the next score posts: a status, or (status, body).
+        self.score_failures: list[int | tuple[int, str]] = []
         self.issued_tokens: dict[str, float] = {}
         self.config_overrides: dict[str, Any] = {}
         self.course = {
@@ -189,6 +228,10 @@ class TestLMS:
     ) -> dict[str, str]:
         """What the platform auto-posts to the tool's login initiation URL."""
         self.current_user = user
+        if target_link_uri is None and message_hint:
+            # A hint naming the activity's URL (a deep-linked item's `url`) sends it here too.
+            hinted = json.loads(message_hint)
+            target_link_uri = hinted.get("target_link_uri") if isinstance(hinted, dict) else None
         return {
             "iss": self.issuer,
             "login_hint": user.sub,
@@ -210,8 +253,16 @@ class TestLMS:
         locale: str = "ja",
         with_ags: bool = True,
         with_nrps: bool = True,
+        with_lineitem: bool = True,
+        custom: dict[str, str] | None = None,
+        target_link_uri: str | None = None,
+        course: dict[str, str] | None = None,
+        dl_data: str | None = "dl-data-123",
+        accept_multiple: bool = True,
     ) -> dict[str, Any]:
         now = int(time.time())
+        course = {**self.course, **(course or {})}
+        memberships_url = self.base_url + f"/nrps/{course['id']}"
         body: dict[str, Any] = {
             "iss": self.issuer,
             "aud": reg.client_id,
@@ -222,7 +273,7 @@ class TestLMS:
             LTI + "message_type": message_type,
             LTI + "version": "1.3.0",
             LTI + "deployment_id": reg.deployment_id,
-            LTI + "target_link_uri": reg.target_link_uri,
+            LTI + "target_link_uri": target_link_uri or reg.target_link_uri,
             LTI + "roles": list(user.roles),
             LTI + "launch_presentation": {
                 "locale": locale,
@@ -235,13 +286,13 @@ class TestLMS:
                 "version": "2024100706",
                 "product_family_code": "testlms",
             },
-            LTI + "custom": {"context_memberships_url": self.base_url + "/nrps/course-1"},
+            LTI + "custom": {"context_memberships_url": memberships_url, **(custom or {})},
         }
         for claim in ("name", "given_name", "family_name", "email"):
             if getattr(user, claim) is not None:
                 body[claim] = getattr(user, claim)
         if context:
-            body[LTI + "context"] = {**self.course, "type": ["CourseSection"]}
+            body[LTI + "context"] = {**course, "type": ["CourseSection"]}
         if message_type == "LtiResourceLinkRequest":
             body[LTI + "resource_link"] = {"id": resource_link_id, "title": "Module A"}
             if with_ags:
@@ -251,21 +302,25 @@ class TestLMS:
                         "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
                         "https://purl.imsglobal.org/spec/lti-ags/scope/score",
                     ],
-                    "lineitems": self.base_url + "/ags/course-1/lineitems?type_id=1",
-                    "lineitem": self.base_url
-                    + f"/ags/course-1/lineitems/{resource_link_id}/lineitem?type_id=1",
+                    "lineitems": self.base_url + f"/ags/{course['id']}/lineitems?type_id=1",
                 }
+                if with_lineitem:
+                    body[AGS]["lineitem"] = (
+                        self.base_url
+                        + f"/ags/{course['id']}/lineitems/{resource_link_id}/lineitem?type_id=1"
+                    )
         if message_type == "LtiDeepLinkingRequest":
             body[DL + "deep_linking_settings"] = {
                 "deep_link_return_url": self.base_url + "/deep-link-return",
                 "accept_types": ["ltiResourceLink"],
                 "accept_presentation_document_targets": ["iframe", "window"],
-                "accept_multiple": True,
-                "data": "dl-data-123",
+                "accept_multiple": accept_multiple,
             }
+            if dl_data is not None:
+                body[DL + "deep_linking_settings"]["data"] = dl_data
         if with_nrps and context:
             body[NRPS] = {
-                "context_memberships_url": self.base_url + "/nrps/course-1",
+                "context_memberships_url": memberships_url,
                 "service_versions": ["2.0"],
             }
         return body
@@ -402,6 +457,12 @@ class TestLMS:
                 resource_link_id=hint.get("resource_link_id", "rl-1"),
                 context=hint.get("context", True),
                 locale=hint.get("locale", "ja"),
+                with_lineitem=hint.get("lineitem", True),
+                custom=hint.get("custom"),
+                target_link_uri=hint.get("target_link_uri"),
+                course=hint.get("course"),
+                dl_data=hint.get("data", "dl-data-123"),
+                accept_multiple=hint.get("accept_multiple", True),
             )
             return Response(
                 self.form_post(
@@ -460,6 +521,10 @@ class TestLMS:
         @app.get("/nrps/<course_id>")
         def nrps(course_id: str) -> Response:
             _authorised()
+            self.nrps_requests.append(request.url)
+            hold = self.nrps_hold
+            if hold is not None:
+                hold.wait(30)
             offset = int(request.args.get("offset", "0"))
             size = self.members_page_size or len(self.members) or 1
             page = self.members[offset : offset + size]
@@ -475,6 +540,7 @@ class TestLMS:
         @app.route("/ags/<course_id>/lineitems", methods=["GET", "POST"])
         def lineitems(course_id: str) -> Response:
             _authorised()
+            self.lineitem_requests.append((request.method, dict(request.args)))
             if request.method == "POST":
                 item = request.get_json(force=True)
                 item_id = (
@@ -500,10 +566,27 @@ class TestLMS:
             _authorised()
             if request.args.get("type_id") != "1":
                 return Response("type_id lost", status=400)
-            if self.score_failures:
-                return Response("failure injected", status=self.score_failures.pop(0))
             body = request.get_json(force=True)
-            self.scores.append(Score(lineitem=request.base_url, body=body))
+            with self.lock:
+                if self.score_failures:
+                    failure = self.score_failures.pop(0)
+                    status, text = failure if isinstance(failure, tuple) else (failure, "failure injected")
+                    self.scores.refused.append((status, body))
+                    return Response(text, status=status)
+                key = (request.base_url.removesuffix("/scores"), str(body.get("userId")))
+                stamp = _epoch_seconds(body.get("timestamp"))
+                if stamp is None:
+                    self.scores.refused.append((400, body))
+                    return Response("timestamp missing or invalid", status=400)
+                if self.enforce_score_order and key in self.scores.latest:
+                    if stamp <= self.scores.latest[key]:
+                        self.scores.refused.append((409, body))
+                        return Response("", status=409)
+                self.scores.latest[key] = stamp
+                self.scores.append(
+                    Score(lineitem=request.base_url, body=body, url=request.url,
+                          content_type=request.content_type or "")
+                )
             return Response("", status=200)
 
         def _course_user() -> tuple[ToolRegistration, User, str]:

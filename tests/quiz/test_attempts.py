@@ -41,9 +41,12 @@ class Trainee:
     def post(self, path, data=None, fields=None):
         body = {"ts": self.ts, "csrf_token": self.csrf, **(data or {})}
         if fields:
-            return self.browser.http.post(self.browser.tool_url + path,
-                                          data=[*body.items(), *fields], allow_redirects=False,
-                                          timeout=10)
+            return self.browser.http.post(
+                self.browser.tool_url + path,
+                data=[*body.items(), *fields],
+                allow_redirects=False,
+                timeout=10,
+            )
         return self.browser.post(path, body)
 
     def start(self) -> int:
@@ -110,13 +113,17 @@ def test_answers_are_saved_page_by_page_and_survive_a_new_launch(browser, reg, l
     trainee = Trainee(browser, reg, learner)
     attempt_id = trainee.start()
     first = attempt_row(db, attempt_id).questions[0]
-    trainee.post(f"/quiz/attempt/{attempt_id}/save", {"go": "page:2"},
-                 [("question", first["id"]), *right_fields(first["snapshot"])])
+    trainee.post(
+        f"/quiz/attempt/{attempt_id}/save",
+        {"go": "page:2"},
+        [("question", first["id"]), *right_fields(first["snapshot"])],
+    )
     again = Trainee(browser, reg, learner)  # a new launch resumes the same attempt
     assert again.start() == attempt_id
     with db.session_scope() as session:
-        saved = session.scalars(select(AttemptAnswer).where(
-            AttemptAnswer.attempt_id == attempt_id)).all()
+        saved = session.scalars(
+            select(AttemptAnswer).where(AttemptAnswer.attempt_id == attempt_id)
+        ).all()
         assert [a.question_id for a in saved] == [first["id"]]
 
 
@@ -135,16 +142,24 @@ def test_one_open_attempt_and_a_double_submit_grades_once(browser, reg, learner,
         assert session.scalar(select(func.count()).select_from(Attempt)) == 1
 
 
-def test_answers_after_the_deadline_are_refused_and_the_attempt_submitted(browser, reg, learner, db):
+def test_answers_after_the_deadline_are_refused_and_the_attempt_submitted(
+    browser, reg, learner, db
+):
     trainee = Trainee(browser, reg, learner)
     attempt_id = trainee.start()
     with db.session_scope() as session:
-        session.execute(update(Attempt).where(Attempt.id == attempt_id).values(
-            deadline_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)))
+        session.execute(
+            update(Attempt)
+            .where(Attempt.id == attempt_id)
+            .values(deadline_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
+        )
     attempt = attempt_row(db, attempt_id)
     first = attempt.questions[0]
-    late = trainee.post(f"/quiz/attempt/{attempt_id}/save", {"go": "page:2"},
-                        [("question", first["id"]), *right_fields(first["snapshot"])])
+    late = trainee.post(
+        f"/quiz/attempt/{attempt_id}/save",
+        {"go": "page:2"},
+        [("question", first["id"]), *right_fields(first["snapshot"])],
+    )
     assert late.status_code == 303 and "late=1" in late.headers["Location"]
     stored = attempt_row(db, attempt_id)
     assert stored.status == AttemptStatus.SUBMITTED and stored.auto_submitted
@@ -156,8 +171,11 @@ def test_answers_after_the_deadline_are_refused_and_the_attempt_submitted(browse
 def test_questions_not_in_the_attempt_are_ignored(browser, reg, learner, db):
     trainee = Trainee(browser, reg, learner)
     attempt_id = trainee.start()
-    trainee.post(f"/quiz/attempt/{attempt_id}/save", {"go": "page:1"},
-                 [("question", "not-a-question"), ("not-a-question", "0")])
+    trainee.post(
+        f"/quiz/attempt/{attempt_id}/save",
+        {"go": "page:1"},
+        [("question", "not-a-question"), ("not-a-question", "0")],
+    )
     with db.session_scope() as session:
         assert session.scalar(select(func.count()).select_from(AttemptAnswer)) == 0
 
@@ -177,11 +195,24 @@ def test_a_test_not_yet_open_says_when_it_opens(browser, reg, learner, instructo
     form = staff.get("/quiz/settings")
     assert form.status_code == 200
     tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).date().isoformat()
-    saved = staff.post("/quiz/settings", {
-        "area:A": "2", "area:B": "2", "area:C": "1", "area:D": "1", "area:E": "1",
-        "time_limit": "30", "attempts": "1", "pass_percent": "80", "per_page": "5",
-        "grading_rule": "best", "review_policy": "immediately", "opens": tomorrow, "closes": "",
-    })
+    saved = staff.post(
+        "/quiz/settings",
+        {
+            "area:A": "2",
+            "area:B": "2",
+            "area:C": "1",
+            "area:D": "1",
+            "area:E": "1",
+            "time_limit": "30",
+            "attempts": "1",
+            "pass_percent": "80",
+            "per_page": "5",
+            "grading_rule": "best",
+            "review_policy": "immediately",
+            "opens": tomorrow,
+            "closes": "",
+        },
+    )
     assert saved.status_code == 303
     trainee = Trainee(browser, reg, learner)
     rules = trainee.get("/quiz/")
@@ -193,8 +224,11 @@ def test_switching_language_keeps_the_answers(browser, reg, learner, db):
     trainee = Trainee(browser, reg, learner)
     attempt_id = trainee.start()
     first = attempt_row(db, attempt_id).questions[0]
-    trainee.post(f"/quiz/attempt/{attempt_id}/save", {"go": "page:1"},
-                 [("question", first["id"]), *right_fields(first["snapshot"])])
+    trainee.post(
+        f"/quiz/attempt/{attempt_id}/save",
+        {"go": "page:1"},
+        [("question", first["id"]), *right_fields(first["snapshot"])],
+    )
     switched = trainee.post("/language", {"lang": "en", "next": f"/quiz/attempt/{attempt_id}"})
     assert switched.status_code == 303
     page = browser.get(switched.headers["Location"])
@@ -204,8 +238,9 @@ def test_switching_language_keeps_the_answers(browser, reg, learner, db):
 
 def _place_quiz_on_link(db, resource_link_id="rl-1"):
     with db.session_scope() as session:
-        link = session.scalars(select(ResourceLink).where(
-            ResourceLink.resource_link_id == resource_link_id)).one()
+        link = session.scalars(
+            select(ResourceLink).where(ResourceLink.resource_link_id == resource_link_id)
+        ).one()
         placement = create_placement(session, link.course_id, None, "quiz:final", {})
         session.add(ResourceLinkPlacement(resource_link_pk=link.id, placement_id=placement.id))
 
@@ -251,16 +286,20 @@ def test_regrading_after_a_key_fix_changes_scores_and_grades(browser, reg, learn
         entries[0] = {**entries[0], "version": "old-version"}
         attempt.questions = entries
         # The trainee's stored answer was wrong under the old key: make it so.
-        answer = session.scalars(select(AttemptAnswer).where(
-            AttemptAnswer.attempt_id == attempt_id,
-            AttemptAnswer.question_id == broken["id"])).one()
+        answer = session.scalars(
+            select(AttemptAnswer).where(
+                AttemptAnswer.attempt_id == attempt_id, AttemptAnswer.question_id == broken["id"]
+            )
+        ).one()
         answer.response = None
     response = staff.post("/quiz/regrade")
     assert "regraded=1" in response.headers["Location"]
     after = attempt_row(db, attempt_id)
     assert after.score == before - 1 and after.regraded_at is not None
     with db.session_scope() as session:
-        scores = [r.score_given for r in session.scalars(select(GradeOutbox).order_by(GradeOutbox.id))]
+        scores = [
+            r.score_given for r in session.scalars(select(GradeOutbox).order_by(GradeOutbox.id))
+        ]
     assert scores[0] == 100.0 and scores[-1] < 100.0
 
 
@@ -269,11 +308,20 @@ def test_accommodations_add_time_and_attempts_with_a_reason(browser, reg, learne
     staff = Trainee(browser, reg, instructor)
     results = staff.get("/quiz/results")
     member_id = re.search(r'<option value="(\d+)">Nguyen Thi Lan', results.text).group(1)
-    refused = staff.post("/quiz/accommodations", {"member_id": member_id, "extra_minutes": "15",
-                                                  "extra_attempts": "1", "reason": ""})
+    refused = staff.post(
+        "/quiz/accommodations",
+        {"member_id": member_id, "extra_minutes": "15", "extra_attempts": "1", "reason": ""},
+    )
     assert refused.status_code == 400
-    granted = staff.post("/quiz/accommodations", {"member_id": member_id, "extra_minutes": "15",
-                                                  "extra_attempts": "1", "reason": "JLPT N3; reads slowly"})
+    granted = staff.post(
+        "/quiz/accommodations",
+        {
+            "member_id": member_id,
+            "extra_minutes": "15",
+            "extra_attempts": "1",
+            "reason": "JLPT N3; reads slowly",
+        },
+    )
     assert granted.status_code == 303
     rules = trainee.get("/quiz/")
     assert "3 / 3" in rules.text
@@ -301,9 +349,18 @@ def test_results_show_statistics_distribution_and_csv(browser, reg, learner, ins
 
 def test_settings_are_scoped_to_the_course_and_validated(browser, reg, instructor, db):
     staff = Trainee(browser, reg, instructor)
-    bad = staff.post("/quiz/settings", {"area:A": "99", "time_limit": "30", "attempts": "1",
-                                        "pass_percent": "70", "per_page": "5",
-                                        "grading_rule": "best", "review_policy": "never"})
+    bad = staff.post(
+        "/quiz/settings",
+        {
+            "area:A": "99",
+            "time_limit": "30",
+            "attempts": "1",
+            "pass_percent": "70",
+            "per_page": "5",
+            "grading_rule": "best",
+            "review_policy": "never",
+        },
+    )
     assert bad.status_code == 400
     with db.session_scope() as session:
         assert session.scalar(select(func.count()).select_from(QuizSettings)) == 0

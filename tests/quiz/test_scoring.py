@@ -13,17 +13,34 @@ MATCHING = {"type": "matching", "pairs": [{}, {}, {}, {}]}
 SHORT = {"type": "short", "accepted": ["ザイリュウカード", "residence card"]}
 
 
-@pytest.mark.parametrize(("snapshot", "response", "points"), [
-    (SINGLE, 1, 1.0), (SINGLE, 0, 0.0), (SINGLE, None, 0.0), (SINGLE, "1", 0.0),
-    (MULTIPLE, [0, 2], 1.0), (MULTIPLE, [0], 0.5), (MULTIPLE, [0, 1], 0.0),
-    (MULTIPLE, [0, 2, 3], 0.5), (MULTIPLE, [1, 3], 0.0), (MULTIPLE, "0,2", 0.0),
-    (TRUEFALSE, False, 1.0), (TRUEFALSE, True, 0.0), (TRUEFALSE, 0, 0.0),
-    (MATCHING, {"0": 0, "1": 1, "2": 2, "3": 3}, 1.0),
-    (MATCHING, {"0": 0, "1": 2, "2": 1, "3": 3}, 0.5),
-    (MATCHING, {"0": 1}, 0.0), (MATCHING, [0, 1], 0.0),
-    (SHORT, "ざいりゅうかーど", 1.0), (SHORT, "ｻﾞｲﾘｭｳｶｰﾄﾞ", 1.0), (SHORT, " Residence  Card ", 1.0),
-    (SHORT, "ＲＥＳＩＤＥＮＣＥ　ＣＡＲＤ。", 1.0), (SHORT, "passport", 0.0), (SHORT, "", 0.0),
-])
+@pytest.mark.parametrize(
+    ("snapshot", "response", "points"),
+    [
+        (SINGLE, 1, 1.0),
+        (SINGLE, 0, 0.0),
+        (SINGLE, None, 0.0),
+        (SINGLE, "1", 0.0),
+        (MULTIPLE, [0, 2], 1.0),
+        (MULTIPLE, [0], 0.5),
+        (MULTIPLE, [0, 1], 0.0),
+        (MULTIPLE, [0, 2, 3], 0.5),
+        (MULTIPLE, [1, 3], 0.0),
+        (MULTIPLE, "0,2", 0.0),
+        (TRUEFALSE, False, 1.0),
+        (TRUEFALSE, True, 0.0),
+        (TRUEFALSE, 0, 0.0),
+        (MATCHING, {"0": 0, "1": 1, "2": 2, "3": 3}, 1.0),
+        (MATCHING, {"0": 0, "1": 2, "2": 1, "3": 3}, 0.5),
+        (MATCHING, {"0": 1}, 0.0),
+        (MATCHING, [0, 1], 0.0),
+        (SHORT, "ざいりゅうかーど", 1.0),
+        (SHORT, "ｻﾞｲﾘｭｳｶｰﾄﾞ", 1.0),
+        (SHORT, " Residence  Card ", 1.0),
+        (SHORT, "ＲＥＳＩＤＥＮＣＥ　ＣＡＲＤ。", 1.0),
+        (SHORT, "passport", 0.0),
+        (SHORT, "", 0.0),
+    ],
+)
 def test_points(snapshot, response, points):
     assert score_response(snapshot, response) == points
 

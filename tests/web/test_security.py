@@ -40,9 +40,13 @@ def lms_origin(lms: TestLMS) -> str:
 
 def start_registration(browser: Browser, lms: TestLMS, token: str) -> requests.Response:
     lms.registration_tokens.add(token)
-    return browser.get("/lti/register", params={
-        "openid_configuration": lms.base_url + "/.well-known/openid-configuration",
-        "registration_token": token})
+    return browser.get(
+        "/lti/register",
+        params={
+            "openid_configuration": lms.base_url + "/.well-known/openid-configuration",
+            "registration_token": token,
+        },
+    )
 
 
 def invalidate(app: Flask) -> None:
@@ -77,21 +81,32 @@ def test_a_disabled_platform_may_no_longer_frame_the_tool(app, browser, lms, reg
 def test_frame_ancestors_name_origins_not_urls(app, browser, db, register):
     register()
     with db.session_scope() as session:
-        session.execute(update(Platform).values(
-            issuer="https://moodle.example.jp/moodle",
-            auth_login_url="https://auth.example.jp:8443/x?y",
-        ))
+        session.execute(
+            update(Platform).values(
+                issuer="https://moodle.example.jp/moodle",
+                auth_login_url="https://auth.example.jp:8443/x?y",
+            )
+        )
     invalidate(app)
     assert frame_ancestors(browser) == [
-        "'self'", "https://auth.example.jp:8443", "https://moodle.example.jp"]
+        "'self'",
+        "https://auth.example.jp:8443",
+        "https://moodle.example.jp",
+    ]
 
 
 # --- headers on every kind of page ------------------------------------------------------------
 
 
 @pytest.fixture
-def pages(app: Flask, browser: Browser, lms: TestLMS, reg: ToolRegistration, learner: User,
-          instructor: User) -> dict[str, requests.Response]:
+def pages(
+    app: Flask,
+    browser: Browser,
+    lms: TestLMS,
+    reg: ToolRegistration,
+    learner: User,
+    instructor: User,
+) -> dict[str, requests.Response]:
     """One response of each kind the tool serves."""
     learner_page = browser.launch(reg, learner)
     staff_browser = Browser(browser.tool_url, lms)
