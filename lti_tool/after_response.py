@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 from flask import Response
@@ -22,19 +23,31 @@ class AfterResponse:
         self._idle = threading.Condition()
 
     def schedule(self, response: Response, work: Callable[[], None], what: str) -> None:
-        def _run() -> None:
+        # Counted from now, not from when it starts: the client has the response before the
+        # server closes it and runs the work, and `wait_idle` must not miss work in that gap.
+        finished = [False]
+
+        def _done() -> None:
             with self._idle:
-                self._active += 1
+                if finished[0]:
+                    return
+                finished[0] = True
+                self._active -= 1
+                self._idle.notify_all()
+
+        def _run() -> None:
             try:
                 work()
             except Exception:
                 log.exception("after-response work failed: %s", what)
             finally:
-                with self._idle:
-                    self._active -= 1
-                    self._idle.notify_all()
+                _done()
 
+        with self._idle:
+            self._active += 1
         response.call_on_close(_run)
+        # A response dropped without being sent (replaced by an error page) never runs it.
+        weakref.finalize(response, _done)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout

@@ -463,18 +463,28 @@ def grades_deliver(ctx: CliContext, loop: bool, interval: float, limit: int) -> 
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGTERM, _stop)
+    def _pause(seconds: float) -> None:
+        # In short naps: SIGTERM ends the worker within a moment, not after the interval.
+        deadline = time.monotonic() + seconds
+        while not stopping and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.25))
+
+    previous = signal.signal(signal.SIGTERM, _stop) if loop else None
     total: dict[str, int] = {}
-    while True:
-        outcomes = deliver(ctx.db, ctx.config, limit=limit)
-        for key, count in outcomes.items():
-            total[key] = total.get(key, 0) + count
-        if not loop:
-            break
-        if stopping:
-            break
-        if sum(outcomes.values()) < limit:
-            time.sleep(interval)
+    try:
+        while True:
+            outcomes = deliver(ctx.db, ctx.config, limit=limit)
+            for key, count in outcomes.items():
+                total[key] = total.get(key, 0) + count
+            if not loop or stopping:
+                break
+            if sum(outcomes.values()) < limit:
+                _pause(interval)
+            if stopping:
+                break
+    finally:
+        if loop and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(total.items())) or "nothing due"
     click.echo(f"grades: {summary}")
 

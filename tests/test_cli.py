@@ -214,6 +214,7 @@ def test_disabled_platform_refuses_login_and_launch(
     cli, registered, browser: Browser, learner: User
 ):
     reg, platform_id = registered
+    browser.http.headers["Accept-Language"] = "en"  # the refusals below are read in English
     assert browser.launch(reg, learner).status_code == 200
     started = browser.login(reg, learner)  # a login begun before the platform is disabled
 

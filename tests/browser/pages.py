@@ -12,7 +12,18 @@ from playwright.sync_api import BrowserContext, Frame, Page
 from lti_tool.web.session import BINDING_COOKIE, TOKEN_PARAM, ToolSession
 from tests.platform.lms import TestLMS, ToolRegistration, User
 
-LANDING = re.compile(r"/course(/overview)?\?")
+# A learner lands on the course page; an instructor on an activity not yet linked lands on the
+# one-time choice of what it shows.
+LANDING = re.compile(r"/(course(/overview)?|link/setup)\?")
+OVERVIEW = re.compile(r"/course/overview\?")
+
+
+def go_to_overview(frame: Frame) -> None:
+    """From the instructor's landing page to the course overview ("Not now")."""
+    with frame.expect_navigation():
+        frame.locator("a[href^='/course/overview?']").first.click()
+    frame.wait_for_url(OVERVIEW)
+    frame.wait_for_load_state()
 
 
 def launch_in_frame(

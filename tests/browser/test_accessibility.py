@@ -12,7 +12,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import BrowserContext, Frame, Page
 
-from tests.browser.pages import html_lang, launch_in_frame
+from tests.browser.pages import go_to_overview, html_lang, launch_in_frame
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.browser
@@ -55,7 +55,9 @@ def test_instructor_overview(axe, app, lms, reg, context, browser, lang):
         browser.launch(reg, make_user("Learner", name=name))
     instructor = make_user("Instructor", name="田中 花子")
     frame = launch_in_frame(context.new_page(), lms, reg, instructor, locale=lang)
-    assert "/course/overview?" in frame.url
+    assert "/link/setup?" in frame.url
+    assert_accessible(axe, frame, lang)
+    go_to_overview(frame)
     assert frame.get_by_role("cell", name="Maria Santos").is_visible()
     assert_accessible(axe, frame, lang)
 

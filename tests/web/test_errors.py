@@ -485,8 +485,8 @@ class Launched:
 
 def launched(app: Flask, browser: Browser, reg: ToolRegistration, user: User) -> Launched:
     """A launched session: its token from the landing URL, its CSRF token as the tool's forms
-    carry it."""
-    page = browser.launch(reg, user)
+    carry it. In English, as the error titles compared here are."""
+    page = browser.launch(reg, user, locale="en")
     assert page.status_code == 200
     token = parse_qs(urlsplit(page.url).query)["ts"][0]
     codec = app.extensions["tsunagu.codec"]
