@@ -12,7 +12,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HOST=0.0.0.0 \
     PORT=8000 \
     WEB_CONCURRENCY=2 \
-    INSTANCE_DIR=/app/instance
+    INSTANCE_DIR=/app/instance \
+    CONTENT_DIR=/app/content
 
 WORKDIR /app
 RUN useradd --create-home --uid 10001 tsunagu
@@ -20,6 +21,7 @@ RUN useradd --create-home --uid 10001 tsunagu
 COPY pyproject.toml README.md alembic.ini babel.cfg ./
 COPY lti_tool ./lti_tool
 COPY migrations ./migrations
+COPY content ./content
 # Compile the translations before installing, so the .mo files ship in the package.
 RUN pip install "babel>=2.14" \
     && pybabel compile -d lti_tool/translations \
