@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -100,3 +101,9 @@ def profile_context(
     yield _open
     for ctx in opened:
         ctx.close()
+
+
+@pytest.fixture(scope="session")
+def axe() -> Axe:
+    """axe-core, as bundled by axe-playwright-python."""
+    return Axe()

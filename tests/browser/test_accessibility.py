@@ -25,11 +25,6 @@ LOCALES = ["ja", "en"]
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 
 
-@pytest.fixture(scope="module")
-def axe() -> Axe:
-    return Axe()
-
-
 def assert_accessible(axe: Axe, target: Page | Frame, lang: str) -> None:
     assert html_lang(target) == lang
     results = axe.run(target, options=AXE_OPTIONS)
