@@ -78,6 +78,8 @@ def create_app(config: Config | None = None) -> Flask:
     from lti_tool.linking.registry import LinkRegistry
     from lti_tool.linking.views import bp as linking_bp
     from lti_tool.lti.views import bp as lti_bp
+    from lti_tool.discussions.linking import scenario_items
+    from lti_tool.discussions.views import bp as discussions_bp
     from lti_tool.modules.linking import module_items
     from lti_tool.modules.views import bp as modules_bp
     from lti_tool.quiz.linking import quiz_items
@@ -90,12 +92,23 @@ def create_app(config: Config | None = None) -> Flask:
     links = LinkRegistry()
     links.add_provider(lambda: module_items(catalog))
     links.add_provider(lambda: quiz_items(catalog))
+    links.add_provider(lambda: scenario_items(catalog))
     app.extensions["tsunagu.links"] = links
     app.extensions["tsunagu.after_response"] = AfterResponse()
     app.extensions["tsunagu.launch_handler"] = handle_launch
     delivery.init_app(app)
     roster.init_app(app)
-    for blueprint in (web_bp, lti_bp, home_bp, linking_bp, grading_bp, modules_bp, quiz_bp):
+    blueprints = (
+        web_bp,
+        lti_bp,
+        home_bp,
+        linking_bp,
+        grading_bp,
+        modules_bp,
+        quiz_bp,
+        discussions_bp,
+    )
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     if config.demo:
         from lti_tool.demo.views import bp as demo_bp
