@@ -4,12 +4,14 @@ A delivery claims due rows in one short transaction (PostgreSQL: `FOR UPDATE SKI
 SQLite: the write lock serialises claims), marking them SENDING with a lease; sends each score
 with no transaction open; then records the outcome. A worker that dies mid-send leaves its rows
 SENDING until the lease lapses, when another worker takes them again; a 409 for a score whose
-earlier attempt had no recorded answer means that attempt reached the LMS.
+earlier attempt had no recorded answer (a row taken over from a dead worker) means that attempt
+reached the LMS.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import socket
@@ -19,14 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Response, g
-from sqlalchemy import and_, or_, select, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy import Connection, Select, Table, Update, and_, bindparam, or_, select, update
+from sqlalchemy.orm import aliased
 
 from lti_tool.after_response import AfterResponse
 from lti_tool.config import Config
 from lti_tool.db import Database, utcnow
 from lti_tool.grading.models import GradeItem, GradeOutbox, OutboxStatus
-from lti_tool.identity.models import Course, Member, ResourceLink
+from lti_tool.identity.models import Course, Member, Person, ResourceLink
 from lti_tool.lti import claims as C
 from lti_tool.lti.ags import AgsClient, iso_seconds
 from lti_tool.lti.models import Deployment, Platform
@@ -43,13 +45,14 @@ SUCCESS = {200, 201, 202, 204}
 
 @dataclass(frozen=True)
 class Job:
-    """Everything one send needs, read in one transaction and carried outside it."""
+    """Everything one send needs, read in one query and carried outside any transaction."""
 
     outbox_id: int
     grade_item_id: int
     member_id: int
     attempts: int
-    previous_status: int | None
+    # An earlier attempt went out and its answer was never recorded (its worker died).
+    resumed: bool
     platform: PlatformRef
     lineitem_url: str | None
     lineitems_url: str | None
@@ -60,6 +63,7 @@ class Job:
     item_tag: str
     item_maximum: float
     score: dict[str, Any]
+    score_timestamp: dt.datetime
     superseded: bool
 
 
@@ -69,23 +73,29 @@ def backoff(attempts: int) -> dt.timedelta:
 
 def claim(db: Database, *, limit: int, ids: Iterable[int] | None = None) -> list[int]:
     """Take up to `limit` due rows (or just `ids`, if still due) for this worker."""
+    return list(_claim(db, limit=limit, ids=ids))
+
+
+def _claim(db: Database, *, limit: int, ids: Iterable[int] | None) -> dict[int, bool]:
+    """The rows taken, each with whether it was taken over from a worker whose lease lapsed
+    (then its last attempt may have reached the LMS without its answer being recorded)."""
     now = utcnow()
     due = or_(
         and_(GradeOutbox.status == OutboxStatus.PENDING, GradeOutbox.next_attempt_at <= now),
         and_(GradeOutbox.status == OutboxStatus.SENDING, GradeOutbox.claimed_until < now),
     )
     with db.session_scope() as session:
-        query = select(GradeOutbox.id).where(due)
+        query = select(GradeOutbox.id, GradeOutbox.status).where(due)
         if ids is not None:
             query = query.where(GradeOutbox.id.in_(list(ids)))
         query = query.order_by(GradeOutbox.next_attempt_at, GradeOutbox.id).limit(limit)
         if not db.is_sqlite:
             query = query.with_for_update(skip_locked=True)
-        claimed = list(session.scalars(query))
+        claimed = {row.id: row.status == OutboxStatus.SENDING for row in session.execute(query)}
         if claimed:
             session.execute(
                 update(GradeOutbox)
-                .where(GradeOutbox.id.in_(claimed))
+                .where(GradeOutbox.id.in_(list(claimed)))
                 .values(
                     status=OutboxStatus.SENDING,
                     claimed_until=now + LEASE,
@@ -95,37 +105,52 @@ def claim(db: Database, *, limit: int, ids: Iterable[int] | None = None) -> list
     return claimed
 
 
-def _load_jobs(db: Database, ids: list[int]) -> list[Job]:
+def _jobs_query(ids: list[int]) -> Select[*tuple[Any, ...]]:
+    newer = aliased(GradeOutbox)
+    superseded = (
+        select(newer.id)
+        .where(
+            newer.member_id == GradeOutbox.member_id,
+            newer.grade_item_id == GradeOutbox.grade_item_id,
+            newer.id > GradeOutbox.id,
+            newer.status.not_in([OutboxStatus.SUPERSEDED, OutboxStatus.HELD]),
+        )
+        .exists()
+    )
+    return (
+        select(
+            GradeOutbox.id, GradeOutbox.grade_item_id, GradeOutbox.member_id,
+            GradeOutbox.attempts, GradeOutbox.score_given, GradeOutbox.score_maximum,
+            GradeOutbox.activity_progress, GradeOutbox.grading_progress, GradeOutbox.comment,
+            GradeOutbox.score_timestamp, Person.sub,
+            GradeItem.lineitem_url, GradeItem.key, GradeItem.label, GradeItem.tag,
+            GradeItem.score_maximum.label("item_maximum"),
+            ResourceLink.lineitems_url.label("link_lineitems_url"),
+            ResourceLink.lineitem_url.label("link_lineitem_url"), ResourceLink.resource_link_id,
+            Platform.id.label("platform_id"), Platform.client_id, Platform.auth_token_url,
+            Platform.auth_audience, superseded.label("superseded"),
+        )
+        .join(Member, Member.id == GradeOutbox.member_id)
+        .join(Person, Person.id == Member.person_id)
+        .join(GradeItem, GradeItem.id == GradeOutbox.grade_item_id)
+        .join(ResourceLink, ResourceLink.id == GradeItem.resource_link_pk)
+        .join(Course, Course.id == GradeOutbox.course_id)
+        .join(Deployment, Deployment.id == Course.deployment_id)
+        .join(Platform, Platform.id == Deployment.platform_id)
+        .where(GradeOutbox.id.in_(ids))
+        .order_by(GradeOutbox.id)
+    )
+
+
+def _load_jobs(db: Database, ids: list[int], resumed: Iterable[int] = ()) -> list[Job]:
+    """The claimed rows as jobs, in one query (the score, its person, item, link, platform, and
+    whether a newer score for the same member and item supersedes it)."""
+    taken_over = set(resumed)
     jobs = []
     with db.read_scope() as session:
-        rows = session.scalars(
-            select(GradeOutbox)
-            .options(
-                joinedload(GradeOutbox.member).joinedload(Member.person),
-                joinedload(GradeOutbox.grade_item).joinedload(GradeItem.resource_link),
-            )
-            .where(GradeOutbox.id.in_(ids))
-        )
-        for row in rows:
-            item = row.grade_item
-            link: ResourceLink = item.resource_link
-            platform = session.scalars(
-                select(Platform)
-                .join(Deployment, Deployment.platform_id == Platform.id)
-                .join(Course, Course.deployment_id == Deployment.id)
-                .where(Course.id == row.course_id)
-            ).one()
-            newer = session.scalar(
-                select(GradeOutbox.id).where(
-                    GradeOutbox.member_id == row.member_id,
-                    GradeOutbox.grade_item_id == row.grade_item_id,
-                    GradeOutbox.id > row.id,
-                    GradeOutbox.status != OutboxStatus.SUPERSEDED,
-                    GradeOutbox.status != OutboxStatus.HELD,
-                ).limit(1)
-            )
+        for row in session.execute(_jobs_query(ids)):
             score: dict[str, Any] = {
-                "userId": row.member.person.sub,
+                "userId": row.sub,
                 "scoreGiven": row.score_given,
                 "scoreMaximum": row.score_maximum,
                 "activityProgress": row.activity_progress,
@@ -135,30 +160,54 @@ def _load_jobs(db: Database, ids: list[int]) -> list[Job]:
             if row.comment:
                 score["comment"] = row.comment
             jobs.append(Job(
-                outbox_id=row.id, grade_item_id=item.id, member_id=row.member_id,
-                attempts=row.attempts, previous_status=row.last_status_code,
-                platform=PlatformRef.of(platform), lineitem_url=item.lineitem_url,
-                lineitems_url=link.lineitems_url, link_lineitem_url=link.lineitem_url,
-                resource_link_id=link.resource_link_id, item_key=item.key,
-                item_label=item.label, item_tag=item.tag, item_maximum=item.score_maximum,
-                score=score, superseded=newer is not None,
+                outbox_id=row.id, grade_item_id=row.grade_item_id, member_id=row.member_id,
+                attempts=row.attempts, resumed=row.id in taken_over,
+                platform=PlatformRef(row.platform_id, row.client_id, row.auth_token_url,
+                                     row.auth_audience),
+                lineitem_url=row.lineitem_url, lineitems_url=row.link_lineitems_url,
+                link_lineitem_url=row.link_lineitem_url, resource_link_id=row.resource_link_id,
+                item_key=row.key, item_label=row.label, item_tag=row.tag,
+                item_maximum=row.item_maximum, score=score,
+                score_timestamp=row.score_timestamp, superseded=bool(row.superseded),
             ))
     return jobs
 
 
-def _finish(db: Database, job: Job, **values: Any) -> None:
-    with db.session_scope() as session:
-        session.execute(
-            update(GradeOutbox)
-            .where(GradeOutbox.id == job.outbox_id, GradeOutbox.status == OutboxStatus.SENDING)
-            .values(claimed_until=None, **values)
-        )
+_OUTBOX: Table = GradeOutbox.__table__  # type: ignore[assignment]
 
 
-def _resolve_lineitem(db: Database, ags: AgsClient, job: Job) -> str | None:
-    """The line item URL: known, the launch's own, found by link and tag, or created."""
+@functools.cache
+def _finish_statement(columns: tuple[str, ...]) -> Update:
+    # Built once per set of columns: the statement is reused, only its parameters change.
+    return (
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id == bindparam("w_id"), _OUTBOX.c.status == OutboxStatus.SENDING)
+        .values({name: bindparam(f"v_{name}", type_=_OUTBOX.c[name].type) for name in columns})
+    )
+
+
+def _finish(db: Database, job: Job, conn: Connection | None = None, **values: Any) -> None:
+    """Record an outcome, unless the row is no longer this attempt's (a lapsed lease). Each in
+    a short transaction of its own, on the pass's connection when given."""
+    values["claimed_until"] = None
+    statement = _finish_statement(tuple(sorted(values)))
+    params = {"w_id": job.outbox_id, **{f"v_{name}": value for name, value in values.items()}}
+    if conn is None:
+        with db.engine.begin() as own:
+            own.execute(statement, params)
+        return
+    with conn.begin():
+        conn.execute(statement, params)
+
+
+def _resolve_lineitem(db: Database, ags: AgsClient, job: Job,
+                      known: dict[int, str | None] | None = None) -> str | None:
+    """The line item URL: known, the launch's own, found by link and tag, or created.
+    `known` carries what earlier jobs of the same pass resolved, per grade item."""
     if job.lineitem_url:
         return job.lineitem_url
+    if known is not None and job.grade_item_id in known:
+        return known[job.grade_item_id]
     url = job.link_lineitem_url
     if url is None and job.lineitems_url:
         found = ags.find_lineitem(
@@ -179,61 +228,64 @@ def _resolve_lineitem(db: Database, ags: AgsClient, job: Job) -> str | None:
             session.execute(
                 update(GradeItem).where(GradeItem.id == job.grade_item_id).values(lineitem_url=url)
             )
+    if known is not None:
+        known[job.grade_item_id] = url
     return url
 
 
-def _send(db: Database, config: Config, job: Job) -> str:
+def _send(db: Database, config: Config, job: Job, known: dict[int, str | None] | None = None,
+          conn: Connection | None = None) -> str:
     if job.superseded:
-        _finish(db, job, status=OutboxStatus.SUPERSEDED)
+        _finish(db, job, conn, status=OutboxStatus.SUPERSEDED)
         return "superseded"
     now = utcnow()
     try:
         client = ServiceClient(db, job.platform, config.secret_key, timeout=config.http_timeout)
         ags = AgsClient(client)
-        lineitem = _resolve_lineitem(db, ags, job)
+        lineitem = _resolve_lineitem(db, ags, job, known)
         if lineitem is None:
-            _finish(db, job, status=OutboxStatus.FAILED, last_status_code=None,
+            _finish(db, job, conn, status=OutboxStatus.FAILED, last_status_code=None,
                     last_error="The LMS offers no grade service for this activity.")
             return "failed"
         outcome = ags.post_score(lineitem, job.score)
     except ServiceError as exc:
         if exc.retryable:
-            _finish(db, job, status=OutboxStatus.PENDING, next_attempt_at=now + backoff(job.attempts),
+            _finish(db, job, conn, status=OutboxStatus.PENDING,
+                    next_attempt_at=now + backoff(job.attempts),
                     last_status_code=exc.status or None, last_error=str(exc)[:1000])
             return "retry"
-        _finish(db, job, status=OutboxStatus.FAILED, last_status_code=exc.status or None,
+        _finish(db, job, conn, status=OutboxStatus.FAILED, last_status_code=exc.status or None,
                 last_error=(f"{exc} {exc.body}".strip())[:2000])
         return "failed"
-    return _record_outcome(db, job, outcome.status, outcome.body, now)
+    return _record_outcome(db, job, outcome.status, outcome.body, now, conn)
 
 
-def _record_outcome(db: Database, job: Job, status: int, body: str, now: dt.datetime) -> str:
+def _record_outcome(db: Database, job: Job, status: int, body: str, now: dt.datetime,
+                    conn: Connection | None = None) -> str:
     if status in SUCCESS:
-        _finish(db, job, status=OutboxStatus.DELIVERED, delivered_at=now,
+        _finish(db, job, conn, status=OutboxStatus.DELIVERED, delivered_at=now,
                 last_status_code=status, last_error=None)
         return "delivered"
     if status == 409:
-        if job.attempts > 1 and job.previous_status is None:
-            # An earlier attempt went out and its answer was never recorded: it reached the LMS.
-            _finish(db, job, status=OutboxStatus.DELIVERED, delivered_at=now,
+        if job.resumed:
+            # The attempt of a worker that died went out and its answer was never recorded:
+            # the LMS holds this very score.
+            _finish(db, job, conn, status=OutboxStatus.DELIVERED, delivered_at=now,
                     last_status_code=status, last_error=None)
             return "delivered"
         if job.attempts <= MAX_CONFLICT_RETRIES:
             # The LMS holds a grade with this second or later: send again a second later.
-            with db.session_scope() as session:
-                row = session.get(GradeOutbox, job.outbox_id)
-                assert row is not None
-                row.score_timestamp = max(
-                    now.replace(microsecond=0), row.score_timestamp + dt.timedelta(seconds=1)
-                )
-            _finish(db, job, status=OutboxStatus.PENDING, next_attempt_at=now,
-                    last_status_code=status, last_error="timestamp conflict (409); resent later")
+            later = max(now.replace(microsecond=0), job.score_timestamp + dt.timedelta(seconds=1))
+            _finish(db, job, conn, status=OutboxStatus.PENDING, next_attempt_at=now,
+                    score_timestamp=later, last_status_code=status,
+                    last_error="timestamp conflict (409); resent later")
             return "retry"
     if status in (401, 408, 409, 429) or status >= 500:
-        _finish(db, job, status=OutboxStatus.PENDING, next_attempt_at=now + backoff(job.attempts),
+        _finish(db, job, conn, status=OutboxStatus.PENDING,
+                next_attempt_at=now + backoff(job.attempts),
                 last_status_code=status, last_error=f"HTTP {status}: {body[:300]}")
         return "retry"
-    _finish(db, job, status=OutboxStatus.FAILED, last_status_code=status,
+    _finish(db, job, conn, status=OutboxStatus.FAILED, last_status_code=status,
             last_error=f"HTTP {status}: {body[:1500]}")
     return "failed"
 
@@ -242,18 +294,41 @@ def deliver(db: Database, config: Config, *, limit: int = 100,
             ids: Iterable[int] | None = None) -> Counter[str]:
     """One pass: claim due rows and send them. Returns counts by outcome."""
     outcomes: Counter[str] = Counter()
-    claimed = claim(db, limit=limit, ids=ids)
+    # Sending stops well before the lease lapses (a slow LMS): another worker may then take
+    # the rows, and a row this pass sent after that would reach the LMS twice.
+    stop_at = utcnow() + LEASE / 2
+    claimed = _claim(db, limit=limit, ids=ids)
     if not claimed:
         return outcomes
-    for job in _load_jobs(db, claimed):
-        try:
-            outcomes[_send(db, config, job)] += 1
-        except Exception:
-            # Never lose the row: leave it SENDING; its lease lapses and it is tried again.
-            log.exception("grade delivery crashed outbox=%s", job.outbox_id)
-            outcomes["error"] += 1
+    jobs = _load_jobs(db, list(claimed), [i for i, taken_over in claimed.items() if taken_over])
+    known: dict[int, str | None] = {}
+    # One connection for the pass's outcomes (no transaction is open while a score is sent).
+    with db.engine.connect() as conn:
+        for index, job in enumerate(jobs):
+            if utcnow() >= stop_at:
+                outcomes["released"] += _release(conn, [j.outbox_id for j in jobs[index:]])
+                break
+            try:
+                outcomes[_send(db, config, job, known, conn)] += 1
+            except Exception:
+                # Never lose the row: leave it SENDING; its lease lapses and it is tried again.
+                log.exception("grade delivery crashed outbox=%s", job.outbox_id)
+                outcomes["error"] += 1
     log.info("grade delivery %s", dict(outcomes))
     return outcomes
+
+
+def _release(conn: Connection, ids: list[int]) -> int:
+    """Give back claimed rows this pass did not send: due again at once, for any worker, and
+    not counted as an attempt."""
+    with conn.begin():
+        result = conn.execute(
+            update(_OUTBOX)
+            .where(_OUTBOX.c.id.in_(ids), _OUTBOX.c.status == OutboxStatus.SENDING)
+            .values(status=OutboxStatus.PENDING, claimed_until=None,
+                    attempts=_OUTBOX.c.attempts - 1)
+        )
+    return int(result.rowcount)
 
 
 def worker_id() -> str:

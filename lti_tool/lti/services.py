@@ -24,7 +24,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from lti_tool.db import Database, utcnow
-from lti_tool.lti.http import http_session
+from lti_tool.lti.http import BearerAuth, http_session
 from lti_tool.lti.keys import signing_key
 from lti_tool.lti.models import AccessToken, Platform
 
@@ -53,8 +53,14 @@ class _CachedToken:
     expires_at: float
 
 
-_memory: dict[tuple[int, str], _CachedToken] = {}
+# Keyed by registration (id, client id, token URL) and scope set: a registration id that the
+# database hands out again (SQLite reuses them) never meets another registration's token.
+_Key = tuple[int, str, str, str]
+_memory: dict[_Key, _CachedToken] = {}
 _memory_lock = threading.Lock()
+# One token request at a time per platform and scope set in this process: threads that find
+# no token wait for the one being fetched instead of each asking the platform for its own.
+_fetching: dict[_Key, threading.Lock] = {}
 
 
 def scope_key(scopes: Sequence[str]) -> str:
@@ -90,16 +96,29 @@ class ServiceClient:
 
     # --- tokens --------------------------------------------------------------------------------
 
+    def _key(self, scopes: Sequence[str]) -> _Key:
+        platform = self.platform
+        return (platform.id, platform.client_id, platform.auth_token_url or "", scope_key(scopes))
+
     def token(self, scopes: Sequence[str]) -> str:
-        key = (self.platform.id, scope_key(scopes))
+        key = self._key(scopes)
+        cached = _memory.get(key)
+        if cached is not None and cached.expires_at - EXPIRY_MARGIN > time.time():
+            return cached.token
+        with _memory_lock:
+            fetching = _fetching.setdefault(key, threading.Lock())
+        with fetching:
+            return self._token(key, scopes)
+
+    def _token(self, key: _Key, scopes: Sequence[str]) -> str:
         now = time.time()
         cached = _memory.get(key)
         if cached is not None and cached.expires_at - EXPIRY_MARGIN > now:
-            return cached.token
+            return cached.token  # another thread fetched it while this one waited
         with self.db.read_scope() as session:
             stored = session.scalars(
                 select(AccessToken).where(
-                    AccessToken.platform_id == self.platform.id, AccessToken.scope_key == key[1]
+                    AccessToken.platform_id == self.platform.id, AccessToken.scope_key == key[3]
                 )
             ).first()
         if stored is not None and stored.expires_at.timestamp() - EXPIRY_MARGIN > now:
@@ -108,21 +127,26 @@ class ServiceClient:
             return stored.token
         token, lifetime = self._request_token(scopes)
         expires = utcnow() + dt.timedelta(seconds=lifetime)
-        self._store(key[1], token, expires)
+        self._store(key[3], token, expires)
         with _memory_lock:
             _memory[key] = _CachedToken(token, expires.timestamp())
         return token
 
-    def forget_token(self, scopes: Sequence[str]) -> None:
-        key = (self.platform.id, scope_key(scopes))
+    def forget_token(self, scopes: Sequence[str], token: str | None = None) -> None:
+        """Drop the cached token (only `token`, if given: a newer one another thread already
+        fetched stays)."""
+        key = self._key(scopes)
         with _memory_lock:
-            _memory.pop(key, None)
+            cached = _memory.get(key)
+            if cached is not None and (token is None or cached.token == token):
+                del _memory[key]
+        query = delete(AccessToken).where(
+            AccessToken.platform_id == self.platform.id, AccessToken.scope_key == key[3]
+        )
+        if token is not None:
+            query = query.where(AccessToken.token == token)
         with self.db.session_scope() as session:
-            session.execute(
-                delete(AccessToken).where(
-                    AccessToken.platform_id == self.platform.id, AccessToken.scope_key == key[1]
-                )
-            )
+            session.execute(query)
 
     def _store(self, key: str, token: str, expires: dt.datetime) -> None:
         try:
@@ -198,20 +222,22 @@ class ServiceClient:
                 content_type: str | None = None) -> requests.Response:
         """An authorised request; a 401 gets one retry with a fresh token."""
         for attempt in (1, 2):
-            headers = {"Authorization": f"Bearer {self.token(scopes)}", "Accept": accept}
+            token = self.token(scopes)
+            headers = {"Accept": accept}
             data = None
             if json_body is not None:
-                data = json.dumps(json_body)
+                data = json.dumps(json_body).encode()
                 headers["Content-Type"] = content_type or "application/json"
             try:
                 response = http_session().request(
-                    method, url, data=data, headers=headers, timeout=self.timeout
+                    method, url, data=data, headers=headers, timeout=self.timeout,
+                    auth=BearerAuth(token),
                 )
             except requests.RequestException as exc:
                 raise ServiceError(f"{method} {url} failed: {type(exc).__name__}") from exc
             if response.status_code == 401 and attempt == 1:
                 log.info("service answered 401; renewing token platform=%s", self.platform.id)
-                self.forget_token(scopes)
+                self.forget_token(scopes, token)
                 continue
             return response
         raise AssertionError("unreachable")

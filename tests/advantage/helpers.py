@@ -67,7 +67,8 @@ def launch(browser: Browser, reg: ToolRegistration, user: User, **hint: Any) -> 
     return browser.post_launch(fields, action)
 
 
-def follow(browser: Browser, response: requests.Response, limit: int = 5) -> list[requests.Response]:
+def follow(browser: Browser, response: requests.Response,
+           limit: int = 5) -> list[requests.Response]:
     """The tool's 303 chain from `response`: every hop, the last one the page."""
     chain = [response]
     while response.status_code in (302, 303) and len(chain) <= limit:
@@ -189,8 +190,10 @@ def add_trainees(db: Database, count: int, context_id: str = "course-1") -> list
     with db.session_scope() as session:
         platform_id = session.scalars(
             select(Deployment.platform_id).where(Deployment.id == course.deployment_id)).one()
-        people = [Person(platform_id=platform_id, sub=f"t-{context_id}-{i:05d}", name=f"Trainee {i}")
-                  for i in range(count)]
+        people = [
+            Person(platform_id=platform_id, sub=f"t-{context_id}-{i:05d}", name=f"Trainee {i}")
+            for i in range(count)
+        ]
         session.add_all(people)
         session.flush()
         members = [Member(course_id=course.id, person_id=p.id, roles="learner") for p in people]

@@ -195,7 +195,8 @@ def test_a_launch_opens_the_placed_item(browser, lms, reg, instructor, learner, 
 
 def test_the_item_url_alone_is_enough(app, browser, lms, reg, learner, instructor):
     ids = _placed(browser, lms, reg, instructor, "module:E")
-    url = app.extensions["tsunagu.config"].tool_base_url + f"/lti/launch?placement={ids['module:E']}"
+    base = app.extensions["tsunagu.config"].tool_base_url
+    url = f"{base}/lti/launch?placement={ids['module:E']}"
     # A platform that drops custom parameters still launches the item's URL.
     assert _opens(browser, reg, learner, resource_link_id="act-e",
                   target_link_uri=url) == ["/open", "/modules/E"]
@@ -207,7 +208,8 @@ def test_an_unknown_placement_id_is_treated_as_an_unlinked_activity(browser, reg
     assert path_of(page.url) == "/course" and "activity=pending" in page.url
 
 
-def test_an_unlinked_activity_is_set_up_once_by_an_instructor(browser, reg, instructor, learner, db):
+def test_an_unlinked_activity_is_set_up_once_by_an_instructor(browser, reg, instructor, learner,
+                                                              db):
     # A trainee first: told the activity is not set up yet.
     waiting = launched(browser, reg, learner, resource_link_id="pasted")
     assert path_of(waiting.page.url) == "/course" and "activity=pending" in waiting.page.url

@@ -20,6 +20,7 @@ from tests.advantage.helpers import (
     add_trainees,
     lapse_leases,
     launched,
+    make_due,
     member_of,
     outbox_rows,
     queue_score,
@@ -80,6 +81,26 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_doubles_nothing(
     # The score already received was offered again and refused as not newer (409): delivered.
     assert [status for status, _ in lms.scores.refused] == [409]
     assert deliver(db, config) == Counter()
+
+
+def test_a_worker_killed_after_an_earlier_failure_still_doubles_nothing(monkeypatch, lms, learner,
+                                                                        course, db, config):
+    row_id = queue_score(db, member_of(db, learner.sub), 80)
+    lms.score_failures.append(503)
+    assert deliver(db, config) == Counter(retry=1)  # attempt 1: the LMS was unavailable
+    make_due(db, row_id)
+    kill_after(monkeypatch, sends=1)  # attempt 2 reaches the LMS; the worker dies
+    with pytest.raises(Killed):
+        deliver(db, config)
+    monkeypatch.undo()
+    lapse_leases(db)
+    total = Counter()
+    while outcome := deliver(db, config):  # attempt 3: refused as not newer
+        total += outcome
+        make_due(db)
+    assert total == Counter(delivered=1)
+    assert len(lms.scores) == 1 and [s for s, _ in lms.scores.refused] == [503, 409]
+    assert statuses(db) == Counter(delivered=1)
 
 
 def test_a_worker_killed_before_sending_leaves_the_rows_for_the_next(monkeypatch, lms, course,
@@ -201,3 +222,33 @@ def test_two_workers_racing_for_the_same_rows_never_double_send(lms, course, dat
     assert sum(results, Counter()) == Counter(delivered=40)
     assert received_per_user(lms) == Counter({sub: 1 for _, sub in trainees})
     assert statuses(db) == Counter({OutboxStatus.DELIVERED.value: 40})
+
+
+def test_a_pass_slower_than_its_lease_gives_back_what_it_did_not_send(monkeypatch, lms, course,
+                                                                       db, config):
+    """A slow LMS (every request near the timeout) must not let a pass outlive its lease: rows
+    it has not sent by then would be taken by another worker and sent twice."""
+    trainees = add_trainees(db, 4)
+    for member_id, _ in trainees:
+        queue_score(db, member_id, 50)
+    clock = {"now": delivery.utcnow()}
+    monkeypatch.setattr(delivery, "utcnow", lambda: clock["now"])
+    original = delivery._send
+
+    def _slow_send(*args, **kwargs):  # type: ignore[no-untyped-def]
+        outcome = original(*args, **kwargs)
+        clock["now"] += delivery.LEASE / 3  # each score takes a third of the lease
+        return outcome
+
+    monkeypatch.setattr(delivery, "_send", _slow_send)
+    first = deliver(db, config)
+    monkeypatch.undo()
+    sent = first["delivered"]
+    assert 0 < sent < 4 and first["released"] == 4 - sent
+    # What was not sent is due again at once, for any worker, and not counted as an attempt.
+    rows = outbox_rows(db)
+    assert Counter(r.status.value for r in rows) == Counter(delivered=sent, pending=4 - sent)
+    assert all(r.attempts == 0 and r.claimed_until is None
+               for r in rows if r.status == OutboxStatus.PENDING)
+    assert deliver(db, config) == Counter(delivered=4 - sent)
+    assert received_per_user(lms) == Counter({sub: 1 for _, sub in trainees})

@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
+from itertools import pairwise
 
-import jwt
 import pytest
 from sqlalchemy import select
 
@@ -241,7 +241,7 @@ def test_a_newer_score_supersedes_an_undelivered_older_one(lms, learner, trainee
     rows = [outbox(db, i) for i in ids]
     assert [r.status for r in rows] == [OutboxStatus.SUPERSEDED] * 3 + [OutboxStatus.PENDING]
     stamps = [r.score_timestamp for r in rows]
-    assert all(b - a >= dt.timedelta(seconds=1) for a, b in zip(stamps, stamps[1:]))
+    assert all(b - a >= dt.timedelta(seconds=1) for a, b in pairwise(stamps))
     assert all(s.microsecond == 0 for s in stamps)
     assert deliver(db, config) == Counter(delivered=1)
     assert [s["scoreGiven"] for s in scores_for(lms, learner.sub)] == [40.0]

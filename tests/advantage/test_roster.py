@@ -43,7 +43,8 @@ def roster_of(instructor) -> list[dict]:
 
 def members(db: Database) -> dict[str, Member]:
     with db.session_scope() as session:
-        rows = session.execute(select(Person.sub, Member).join(Member, Member.person_id == Person.id))
+        rows = session.execute(
+            select(Person.sub, Member).join(Member, Member.person_id == Person.id))
         found = {sub: member for sub, member in rows}
         session.expunge_all()
         return found

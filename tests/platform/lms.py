@@ -11,10 +11,10 @@ iframe (`contentframe`) and launches it there, as Moodle does.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import html
 import json
 import secrets
-import datetime as dt
 import threading
 import time
 import uuid
@@ -570,7 +570,9 @@ class TestLMS:
             with self.lock:
                 if self.score_failures:
                     failure = self.score_failures.pop(0)
-                    status, text = failure if isinstance(failure, tuple) else (failure, "failure injected")
+                    status, text = (
+                        failure if isinstance(failure, tuple) else (failure, "failure injected")
+                    )
                     self.scores.refused.append((status, body))
                     return Response(text, status=status)
                 key = (request.base_url.removesuffix("/scores"), str(body.get("userId")))
@@ -578,10 +580,10 @@ class TestLMS:
                 if stamp is None:
                     self.scores.refused.append((400, body))
                     return Response("timestamp missing or invalid", status=400)
-                if self.enforce_score_order and key in self.scores.latest:
-                    if stamp <= self.scores.latest[key]:
-                        self.scores.refused.append((409, body))
-                        return Response("", status=409)
+                latest = self.scores.latest.get(key) if self.enforce_score_order else None
+                if latest is not None and stamp <= latest:
+                    self.scores.refused.append((409, body))
+                    return Response("", status=409)
                 self.scores.latest[key] = stamp
                 self.scores.append(
                     Score(lineitem=request.base_url, body=body, url=request.url,
