@@ -68,14 +68,16 @@ def lms_app() -> Any:
     @lms.app.get("/bench/stats")
     def stats() -> Any:
         per_user = Counter((s.lineitem, s.body.get("userId")) for s in lms.scores)
-        return jsonify({
-            "scores": len(lms.scores),
-            "doubled": sum(1 for n in per_user.values() if n > 1),
-            "refused": len(lms.scores.refused),
-            "token_requests": len(lms.token_requests),
-            "lineitem_requests": len(lms.lineitem_requests),
-            "answers": dict(answers),
-        })
+        return jsonify(
+            {
+                "scores": len(lms.scores),
+                "doubled": sum(1 for n in per_user.values() if n > 1),
+                "refused": len(lms.scores.refused),
+                "token_requests": len(lms.token_requests),
+                "lineitem_requests": len(lms.lineitem_requests),
+                "answers": dict(answers),
+            }
+        )
 
     return lms.app
 
@@ -88,15 +90,35 @@ def lms_server(kind: str) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "BENCH_LMS_URL": url, "PYTHONPATH": str(ROOT)}
     if kind == "gunicorn":
-        command = [sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
-                   "--threads", "8", "--keep-alive", "30", "--bind", f"127.0.0.1:{port}",
-                   "--log-level", "warning", "--chdir", str(ROOT / "bench"), "grades:lms_app()"]
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "1",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "8",
+            "--keep-alive",
+            "30",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "--chdir",
+            str(ROOT / "bench"),
+            "grades:lms_app()",
+        ]
     else:
-        command = [sys.executable, "-c",
-                   "import sys, logging; sys.path.insert(0, 'bench'); import grades;"
-                   "from werkzeug.serving import run_simple;"
-                   "logging.getLogger('werkzeug').setLevel(logging.WARNING);"
-                   f"run_simple('127.0.0.1', {port}, grades.lms_app(), threaded=True)"]
+        command = [
+            sys.executable,
+            "-c",
+            "import sys, logging; sys.path.insert(0, 'bench'); import grades;"
+            "from werkzeug.serving import run_simple;"
+            "logging.getLogger('werkzeug').setLevel(logging.WARNING);"
+            f"run_simple('127.0.0.1', {port}, grades.lms_app(), threaded=True)",
+        ]
     process = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
@@ -134,29 +156,47 @@ def _seed(database_url: str, lms_url: str, client_id: str, scores: int) -> None:
     with db.session_scope() as session:
         ensure_key(session, SECRET)
         save_platform(
-            session, issuer=lms_url, client_id=client_id, name="Bench LMS",
-            auth_login_url=lms_url + "/auth", auth_token_url=lms_url + "/token",
-            auth_audience=None, jwks_url=lms_url + "/jwks", product_family_code="testlms",
-            deployment_ids=["1"], registered_via=RegisteredVia.MANUAL,
+            session,
+            issuer=lms_url,
+            client_id=client_id,
+            name="Bench LMS",
+            auth_login_url=lms_url + "/auth",
+            auth_token_url=lms_url + "/token",
+            auth_audience=None,
+            jwks_url=lms_url + "/jwks",
+            product_family_code="testlms",
+            deployment_ids=["1"],
+            registered_via=RegisteredVia.MANUAL,
         )
         platform_id = session.scalars(select(Platform.id)).one()
         deployment_id = session.scalars(select(Deployment.id)).one()
-        course = Course(deployment_id=deployment_id, context_key="course-1", context_id="course-1",
-                        title="Bench course", memberships_url=lms_url + "/nrps/course-1")
+        course = Course(
+            deployment_id=deployment_id,
+            context_key="course-1",
+            context_id="course-1",
+            title="Bench course",
+            memberships_url=lms_url + "/nrps/course-1",
+        )
         session.add(course)
         session.flush()
-        session.execute(insert(Person), [
-            {"platform_id": platform_id, "sub": f"trainee-{i:06d}", "name": f"Trainee {i}"}
-            for i in range(members_needed)
-        ])
+        session.execute(
+            insert(Person),
+            [
+                {"platform_id": platform_id, "sub": f"trainee-{i:06d}", "name": f"Trainee {i}"}
+                for i in range(members_needed)
+            ],
+        )
         person_ids = list(session.scalars(select(Person.id).order_by(Person.id)))
-        session.execute(insert(Member), [
-            {"course_id": course.id, "person_id": pid, "roles": "learner"} for pid in person_ids
-        ])
+        session.execute(
+            insert(Member),
+            [{"course_id": course.id, "person_id": pid, "roles": "learner"} for pid in person_ids],
+        )
         member_ids = list(session.scalars(select(Member.id).order_by(Member.id)))
         links = [
             ResourceLink(
-                course_id=course.id, resource_link_id=f"rl-{n}", title=f"Module {n}",
+                course_id=course.id,
+                resource_link_id=f"rl-{n}",
+                title=f"Module {n}",
                 lineitems_url=lms_url + "/ags/course-1/lineitems?type_id=1",
                 lineitem_url=lms_url + f"/ags/course-1/lineitems/rl-{n}/lineitem?type_id=1",
             )
@@ -165,32 +205,45 @@ def _seed(database_url: str, lms_url: str, client_id: str, scores: int) -> None:
         session.add_all(links)
         session.flush()
         items = [
-            GradeItem(course_id=course.id, resource_link_pk=link.id, key=f"module:{n}",
-                      label=f"Module {n}", score_maximum=100, tag="module-completion")
+            GradeItem(
+                course_id=course.id,
+                resource_link_pk=link.id,
+                key=f"module:{n}",
+                label=f"Module {n}",
+                score_maximum=100,
+                tag="module-completion",
+            )
             for n, link in enumerate(links)
         ]
         session.add_all(items)
         session.flush()
         rows = [
             {
-                "course_id": course.id, "member_id": member_ids[i // ITEMS],
-                "grade_item_id": items[i % ITEMS].id, "score_given": float(i % 101),
-                "score_maximum": 100.0, "activity_progress": "Completed",
-                "grading_progress": "FullyGraded", "score_timestamp": now,
-                "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": now,
+                "course_id": course.id,
+                "member_id": member_ids[i // ITEMS],
+                "grade_item_id": items[i % ITEMS].id,
+                "score_given": float(i % 101),
+                "score_maximum": 100.0,
+                "activity_progress": "Completed",
+                "grading_progress": "FullyGraded",
+                "score_timestamp": now,
+                "status": OutboxStatus.PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
             }
             for i in range(scores)
         ]
         for start in range(0, len(rows), 2000):
-            session.execute(insert(GradeOutbox), rows[start:start + 2000])
+            session.execute(insert(GradeOutbox), rows[start : start + 2000])
     db.engine.dispose()
 
 
 # --- the run ---------------------------------------------------------------------------------
 
 
-def _deliver_all(db: Any, config: Any, workers: int, limit: int,
-                 profile: str | None) -> tuple[Counter[str], float]:
+def _deliver_all(
+    db: Any, config: Any, workers: int, limit: int, profile: str | None
+) -> tuple[Counter[str], float]:
     """`workers` threads each calling `deliver` until nothing is due; (outcomes, wall time)."""
     from lti_tool.grading.delivery import deliver
 
@@ -229,8 +282,14 @@ def _deliver_all(db: Any, config: Any, workers: int, limit: int,
     return outcomes, wall
 
 
-def run(backend: str, scores: int, workers: int, limit: int, profile: str | None,
-        lms_kind: str = "gunicorn") -> dict[str, Any]:
+def run(
+    backend: str,
+    scores: int,
+    workers: int,
+    limit: int,
+    profile: str | None,
+    lms_kind: str = "gunicorn",
+) -> dict[str, Any]:
     from lti_tool.app import create_app
     from lti_tool.config import Config
     from lti_tool.db import Database
@@ -239,17 +298,24 @@ def run(backend: str, scores: int, workers: int, limit: int, profile: str | None
 
     tool = LiveServer("127.0.0.1").start()  # serves the tool's JWKS to the LMS's token check
     try:
-        with lms_server(lms_kind) as lms_url, database(backend) as url, \
-                tempfile.TemporaryDirectory() as instance:
+        with (
+            lms_server(lms_kind) as lms_url,
+            database(backend) as url,
+            tempfile.TemporaryDirectory() as instance,
+        ):
             config = Config(
-                database_url=url, tool_base_url=tool.url, secret_key=SECRET,
-                instance_dir=Path(instance), content_dir=ROOT / "tests" / "fixtures" / "content",
+                database_url=url,
+                tool_base_url=tool.url,
+                secret_key=SECRET,
+                instance_dir=Path(instance),
+                content_dir=ROOT / "tests" / "fixtures" / "content",
             )
             app = create_app(config)
             tool.mount(app)
             logging.getLogger("lti_tool").setLevel(logging.WARNING)  # no line per pass
-            added = requests.post(lms_url + "/bench/add-tool",
-                                  data={"tool_base_url": tool.url}, timeout=10)
+            added = requests.post(
+                lms_url + "/bench/add-tool", data={"tool_base_url": tool.url}, timeout=10
+            )
             started = time.perf_counter()
             _seed(url, lms_url, added.json()["client_id"], scores)
             seeded = time.perf_counter() - started
@@ -266,18 +332,27 @@ def run(backend: str, scores: int, workers: int, limit: int, profile: str | None
             outcomes, wall = _deliver_all(db, config, workers, limit, profile)
             stats = requests.get(lms_url + "/bench/stats", timeout=10).json()
             with db.session_scope() as session:
-                by_status = dict(session.execute(
-                    select(GradeOutbox.status, func.count()).group_by(GradeOutbox.status)).all())
+                by_status = dict(
+                    session.execute(
+                        select(GradeOutbox.status, func.count()).group_by(GradeOutbox.status)
+                    ).all()
+                )
             db.engine.dispose()
             app.extensions["tsunagu.db"].engine.dispose()
             total = sum(statements.values())
             return {
-                "backend": backend, "lms_server": lms_kind, "scores": scores,
-                "workers": workers, "limit": limit,
-                "seed_s": round(seeded, 2), "wall_s": round(wall, 2),
+                "backend": backend,
+                "lms_server": lms_kind,
+                "scores": scores,
+                "workers": workers,
+                "limit": limit,
+                "seed_s": round(seeded, 2),
+                "wall_s": round(wall, 2),
                 "scores_per_s": round(outcomes["delivered"] / wall, 1),
-                "outcomes": dict(outcomes), "outbox": {k.value: v for k, v in by_status.items()},
-                "lms": stats, "statements": total,
+                "outcomes": dict(outcomes),
+                "outbox": {k.value: v for k, v in by_status.items()},
+                "lms": stats,
+                "statements": total,
                 "statements_per_score": round(total / max(scores, 1), 2),
                 "statements_by_kind": dict(statements.most_common()),
             }
@@ -292,8 +367,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="delivery threads")
     parser.add_argument("--limit", type=int, default=100, help="scores claimed per pass")
     parser.add_argument("--profile", help="write a cProfile of the delivery phase here")
-    parser.add_argument("--lms-server", choices=["gunicorn", "werkzeug"], default="gunicorn",
-                        help="what serves the test LMS (werkzeug: no keep-alive)")
+    parser.add_argument(
+        "--lms-server",
+        choices=["gunicorn", "werkzeug"],
+        default="gunicorn",
+        help="what serves the test LMS (werkzeug: no keep-alive)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
@@ -304,17 +383,25 @@ def main() -> None:
             print(json.dumps(result))
             continue
         lms = result["lms"]
-        print(f"[{backend}, LMS on {result['lms_server']}] {result['scores']} scores, "
-              f"{result['workers']} workers, "
-              f"{result['limit']} per claim (seeded in {result['seed_s']} s)")
-        print(f"  delivered {result['outcomes'].get('delivered', 0)} in {result['wall_s']} s: "
-              f"{result['scores_per_s']} scores/s")
+        print(
+            f"[{backend}, LMS on {result['lms_server']}] {result['scores']} scores, "
+            f"{result['workers']} workers, "
+            f"{result['limit']} per claim (seeded in {result['seed_s']} s)"
+        )
+        print(
+            f"  delivered {result['outcomes'].get('delivered', 0)} in {result['wall_s']} s: "
+            f"{result['scores_per_s']} scores/s"
+        )
         print(f"  outcomes {result['outcomes']}; outbox {result['outbox']}")
-        print(f"  LMS: {lms['scores']} scores received, {lms['doubled']} doubled, "
-              f"{lms['refused']} refused, {lms['token_requests']} token requests, "
-              f"{lms['lineitem_requests']} line-item requests; answers {lms['answers']}")
-        print(f"  DB statements: {result['statements']} ({result['statements_per_score']} per "
-              f"score) {result['statements_by_kind']}")
+        print(
+            f"  LMS: {lms['scores']} scores received, {lms['doubled']} doubled, "
+            f"{lms['refused']} refused, {lms['token_requests']} token requests, "
+            f"{lms['lineitem_requests']} line-item requests; answers {lms['answers']}"
+        )
+        print(
+            f"  DB statements: {result['statements']} ({result['statements_per_score']} per "
+            f"score) {result['statements_by_kind']}"
+        )
         sys.stdout.flush()
 
 

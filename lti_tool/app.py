@@ -70,6 +70,8 @@ def create_app(config: Config | None = None) -> Flask:
     init_templating(app)
 
     from lti_tool.catalog.loader import load_catalog
+    from lti_tool.discussions.linking import scenario_items
+    from lti_tool.discussions.views import bp as discussions_bp
     from lti_tool.grading import delivery
     from lti_tool.grading.views import bp as grading_bp
     from lti_tool.home.views import bp as home_bp
@@ -78,8 +80,6 @@ def create_app(config: Config | None = None) -> Flask:
     from lti_tool.linking.registry import LinkRegistry
     from lti_tool.linking.views import bp as linking_bp
     from lti_tool.lti.views import bp as lti_bp
-    from lti_tool.discussions.linking import scenario_items
-    from lti_tool.discussions.views import bp as discussions_bp
     from lti_tool.modules.linking import module_items
     from lti_tool.modules.views import bp as modules_bp
     from lti_tool.quiz.linking import quiz_items

@@ -119,16 +119,30 @@ def _jobs_query(ids: list[int]) -> Select[*tuple[Any, ...]]:
     )
     return (
         select(
-            GradeOutbox.id, GradeOutbox.grade_item_id, GradeOutbox.member_id,
-            GradeOutbox.attempts, GradeOutbox.score_given, GradeOutbox.score_maximum,
-            GradeOutbox.activity_progress, GradeOutbox.grading_progress, GradeOutbox.comment,
-            GradeOutbox.score_timestamp, Person.sub,
-            GradeItem.lineitem_url, GradeItem.key, GradeItem.label, GradeItem.tag,
+            GradeOutbox.id,
+            GradeOutbox.grade_item_id,
+            GradeOutbox.member_id,
+            GradeOutbox.attempts,
+            GradeOutbox.score_given,
+            GradeOutbox.score_maximum,
+            GradeOutbox.activity_progress,
+            GradeOutbox.grading_progress,
+            GradeOutbox.comment,
+            GradeOutbox.score_timestamp,
+            Person.sub,
+            GradeItem.lineitem_url,
+            GradeItem.key,
+            GradeItem.label,
+            GradeItem.tag,
             GradeItem.score_maximum.label("item_maximum"),
             ResourceLink.lineitems_url.label("link_lineitems_url"),
-            ResourceLink.lineitem_url.label("link_lineitem_url"), ResourceLink.resource_link_id,
-            Platform.id.label("platform_id"), Platform.client_id, Platform.auth_token_url,
-            Platform.auth_audience, superseded.label("superseded"),
+            ResourceLink.lineitem_url.label("link_lineitem_url"),
+            ResourceLink.resource_link_id,
+            Platform.id.label("platform_id"),
+            Platform.client_id,
+            Platform.auth_token_url,
+            Platform.auth_audience,
+            superseded.label("superseded"),
         )
         .join(Member, Member.id == GradeOutbox.member_id)
         .join(Person, Person.id == Member.person_id)
@@ -159,17 +173,29 @@ def _load_jobs(db: Database, ids: list[int], resumed: Iterable[int] = ()) -> lis
             }
             if row.comment:
                 score["comment"] = row.comment
-            jobs.append(Job(
-                outbox_id=row.id, grade_item_id=row.grade_item_id, member_id=row.member_id,
-                attempts=row.attempts, resumed=row.id in taken_over,
-                platform=PlatformRef(row.platform_id, row.client_id, row.auth_token_url,
-                                     row.auth_audience),
-                lineitem_url=row.lineitem_url, lineitems_url=row.link_lineitems_url,
-                link_lineitem_url=row.link_lineitem_url, resource_link_id=row.resource_link_id,
-                item_key=row.key, item_label=row.label, item_tag=row.tag,
-                item_maximum=row.item_maximum, score=score,
-                score_timestamp=row.score_timestamp, superseded=bool(row.superseded),
-            ))
+            jobs.append(
+                Job(
+                    outbox_id=row.id,
+                    grade_item_id=row.grade_item_id,
+                    member_id=row.member_id,
+                    attempts=row.attempts,
+                    resumed=row.id in taken_over,
+                    platform=PlatformRef(
+                        row.platform_id, row.client_id, row.auth_token_url, row.auth_audience
+                    ),
+                    lineitem_url=row.lineitem_url,
+                    lineitems_url=row.link_lineitems_url,
+                    link_lineitem_url=row.link_lineitem_url,
+                    resource_link_id=row.resource_link_id,
+                    item_key=row.key,
+                    item_label=row.label,
+                    item_tag=row.tag,
+                    item_maximum=row.item_maximum,
+                    score=score,
+                    score_timestamp=row.score_timestamp,
+                    superseded=bool(row.superseded),
+                )
+            )
     return jobs
 
 
@@ -200,8 +226,9 @@ def _finish(db: Database, job: Job, conn: Connection | None = None, **values: An
         conn.execute(statement, params)
 
 
-def _resolve_lineitem(db: Database, ags: AgsClient, job: Job,
-                      known: dict[int, str | None] | None = None) -> str | None:
+def _resolve_lineitem(
+    db: Database, ags: AgsClient, job: Job, known: dict[int, str | None] | None = None
+) -> str | None:
     """The line item URL: known, the launch's own, found by link and tag, or created.
     `known` carries what earlier jobs of the same pass resolved, per grade item."""
     if job.lineitem_url:
@@ -211,17 +238,22 @@ def _resolve_lineitem(db: Database, ags: AgsClient, job: Job,
     url = job.link_lineitem_url
     if url is None and job.lineitems_url:
         found = ags.find_lineitem(
-            job.lineitems_url, resource_link_id=job.resource_link_id, resource_id=job.item_key,
+            job.lineitems_url,
+            resource_link_id=job.resource_link_id,
+            resource_id=job.item_key,
             tag=job.item_tag,
         )
         if found is None:
-            found = ags.create_lineitem(job.lineitems_url, {
-                "scoreMaximum": job.item_maximum,
-                "label": job.item_label,
-                "resourceId": job.item_key,
-                "tag": job.item_tag,
-                "resourceLinkId": job.resource_link_id,
-            })
+            found = ags.create_lineitem(
+                job.lineitems_url,
+                {
+                    "scoreMaximum": job.item_maximum,
+                    "label": job.item_label,
+                    "resourceId": job.item_key,
+                    "tag": job.item_tag,
+                    "resourceLinkId": job.resource_link_id,
+                },
+            )
         url = str(found["id"])
     if url is not None:
         with db.session_scope() as session:
@@ -233,8 +265,13 @@ def _resolve_lineitem(db: Database, ags: AgsClient, job: Job,
     return url
 
 
-def _send(db: Database, config: Config, job: Job, known: dict[int, str | None] | None = None,
-          conn: Connection | None = None) -> str:
+def _send(
+    db: Database,
+    config: Config,
+    job: Job,
+    known: dict[int, str | None] | None = None,
+    conn: Connection | None = None,
+) -> str:
     if job.superseded:
         _finish(db, job, conn, status=OutboxStatus.SUPERSEDED)
         return "superseded"
@@ -244,54 +281,107 @@ def _send(db: Database, config: Config, job: Job, known: dict[int, str | None] |
         ags = AgsClient(client)
         lineitem = _resolve_lineitem(db, ags, job, known)
         if lineitem is None:
-            _finish(db, job, conn, status=OutboxStatus.FAILED, last_status_code=None,
-                    last_error="The LMS offers no grade service for this activity.")
+            _finish(
+                db,
+                job,
+                conn,
+                status=OutboxStatus.FAILED,
+                last_status_code=None,
+                last_error="The LMS offers no grade service for this activity.",
+            )
             return "failed"
         outcome = ags.post_score(lineitem, job.score)
     except ServiceError as exc:
         if exc.retryable:
-            _finish(db, job, conn, status=OutboxStatus.PENDING,
-                    next_attempt_at=now + backoff(job.attempts),
-                    last_status_code=exc.status or None, last_error=str(exc)[:1000])
+            _finish(
+                db,
+                job,
+                conn,
+                status=OutboxStatus.PENDING,
+                next_attempt_at=now + backoff(job.attempts),
+                last_status_code=exc.status or None,
+                last_error=str(exc)[:1000],
+            )
             return "retry"
-        _finish(db, job, conn, status=OutboxStatus.FAILED, last_status_code=exc.status or None,
-                last_error=(f"{exc} {exc.body}".strip())[:2000])
+        _finish(
+            db,
+            job,
+            conn,
+            status=OutboxStatus.FAILED,
+            last_status_code=exc.status or None,
+            last_error=(f"{exc} {exc.body}".strip())[:2000],
+        )
         return "failed"
     return _record_outcome(db, job, outcome.status, outcome.body, now, conn)
 
 
-def _record_outcome(db: Database, job: Job, status: int, body: str, now: dt.datetime,
-                    conn: Connection | None = None) -> str:
+def _record_outcome(
+    db: Database, job: Job, status: int, body: str, now: dt.datetime, conn: Connection | None = None
+) -> str:
     if status in SUCCESS:
-        _finish(db, job, conn, status=OutboxStatus.DELIVERED, delivered_at=now,
-                last_status_code=status, last_error=None)
+        _finish(
+            db,
+            job,
+            conn,
+            status=OutboxStatus.DELIVERED,
+            delivered_at=now,
+            last_status_code=status,
+            last_error=None,
+        )
         return "delivered"
     if status == 409:
         if job.resumed:
             # The attempt of a worker that died went out and its answer was never recorded:
             # the LMS holds this very score.
-            _finish(db, job, conn, status=OutboxStatus.DELIVERED, delivered_at=now,
-                    last_status_code=status, last_error=None)
+            _finish(
+                db,
+                job,
+                conn,
+                status=OutboxStatus.DELIVERED,
+                delivered_at=now,
+                last_status_code=status,
+                last_error=None,
+            )
             return "delivered"
         if job.attempts <= MAX_CONFLICT_RETRIES:
             # The LMS holds a grade with this second or later: send again a second later.
             later = max(now.replace(microsecond=0), job.score_timestamp + dt.timedelta(seconds=1))
-            _finish(db, job, conn, status=OutboxStatus.PENDING, next_attempt_at=now,
-                    score_timestamp=later, last_status_code=status,
-                    last_error="timestamp conflict (409); resent later")
+            _finish(
+                db,
+                job,
+                conn,
+                status=OutboxStatus.PENDING,
+                next_attempt_at=now,
+                score_timestamp=later,
+                last_status_code=status,
+                last_error="timestamp conflict (409); resent later",
+            )
             return "retry"
     if status in (401, 408, 409, 429) or status >= 500:
-        _finish(db, job, conn, status=OutboxStatus.PENDING,
-                next_attempt_at=now + backoff(job.attempts),
-                last_status_code=status, last_error=f"HTTP {status}: {body[:300]}")
+        _finish(
+            db,
+            job,
+            conn,
+            status=OutboxStatus.PENDING,
+            next_attempt_at=now + backoff(job.attempts),
+            last_status_code=status,
+            last_error=f"HTTP {status}: {body[:300]}",
+        )
         return "retry"
-    _finish(db, job, conn, status=OutboxStatus.FAILED, last_status_code=status,
-            last_error=f"HTTP {status}: {body[:1500]}")
+    _finish(
+        db,
+        job,
+        conn,
+        status=OutboxStatus.FAILED,
+        last_status_code=status,
+        last_error=f"HTTP {status}: {body[:1500]}",
+    )
     return "failed"
 
 
-def deliver(db: Database, config: Config, *, limit: int = 100,
-            ids: Iterable[int] | None = None) -> Counter[str]:
+def deliver(
+    db: Database, config: Config, *, limit: int = 100, ids: Iterable[int] | None = None
+) -> Counter[str]:
     """One pass: claim due rows and send them. Returns counts by outcome."""
     outcomes: Counter[str] = Counter()
     # Sending stops well before the lease lapses (a slow LMS): another worker may then take
@@ -325,8 +415,9 @@ def _release(conn: Connection, ids: list[int]) -> int:
         result = conn.execute(
             update(_OUTBOX)
             .where(_OUTBOX.c.id.in_(ids), _OUTBOX.c.status == OutboxStatus.SENDING)
-            .values(status=OutboxStatus.PENDING, claimed_until=None,
-                    attempts=_OUTBOX.c.attempts - 1)
+            .values(
+                status=OutboxStatus.PENDING, claimed_until=None, attempts=_OUTBOX.c.attempts - 1
+            )
         )
     return int(result.rowcount)
 

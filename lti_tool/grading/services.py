@@ -43,8 +43,11 @@ def grade_item_for(session: Session, resource_link: ResourceLink, gradable: Grad
     ).first()
     if item is None:
         item = GradeItem(
-            course_id=resource_link.course_id, resource_link_pk=resource_link.id,
-            key=gradable.key, label=gradable.label[:255], score_maximum=gradable.score_maximum,
+            course_id=resource_link.course_id,
+            resource_link_pk=resource_link.id,
+            key=gradable.key,
+            label=gradable.label[:255],
+            score_maximum=gradable.score_maximum,
             tag=gradable.tag[:100],
         )
         session.add(item)
@@ -179,8 +182,13 @@ def resend(session: Session, course_id: int, item_id: int, member_id: int | None
         if row.outbox.status in (OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.HELD):
             continue
         record_score(
-            session, row.member, item, row.outbox.score_given, row.outbox.score_maximum,
-            Progress.FINAL, row.outbox.comment,
+            session,
+            row.member,
+            item,
+            row.outbox.score_given,
+            row.outbox.score_maximum,
+            Progress.FINAL,
+            row.outbox.comment,
         )
         count += 1
     return count

@@ -25,7 +25,9 @@ SCORE_SCOPES = (C.SCOPE_SCORE,)
 def service_url(base: str, suffix: str) -> str:
     """`base` + `/suffix`, with the query string kept after it."""
     parts = urlsplit(base)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + suffix, parts.query, ""))
+    return urlunsplit(
+        (parts.scheme, parts.netloc, parts.path.rstrip("/") + suffix, parts.query, "")
+    )
 
 
 def with_params(base: str, params: dict[str, str]) -> str:
@@ -48,8 +50,14 @@ class AgsClient:
     def __init__(self, client: ServiceClient) -> None:
         self.client = client
 
-    def find_lineitem(self, lineitems_url: str, *, resource_link_id: str | None,
-                      resource_id: str | None, tag: str | None) -> dict[str, Any] | None:
+    def find_lineitem(
+        self,
+        lineitems_url: str,
+        *,
+        resource_link_id: str | None,
+        resource_id: str | None,
+        tag: str | None,
+    ) -> dict[str, Any] | None:
         params = {}
         if resource_link_id:
             params["resource_link_id"] = resource_link_id
@@ -62,8 +70,10 @@ class AgsClient:
         )
         if response.status_code != 200:
             raise ServiceError(
-                f"line items answered {response.status_code}", status=response.status_code,
-                retryable=_retryable(response.status_code), body=response.text[:500],
+                f"line items answered {response.status_code}",
+                status=response.status_code,
+                retryable=_retryable(response.status_code),
+                body=response.text[:500],
             )
         try:
             items = response.json()
@@ -81,13 +91,18 @@ class AgsClient:
 
     def create_lineitem(self, lineitems_url: str, item: dict[str, Any]) -> dict[str, Any]:
         response = self.client.request(
-            "POST", lineitems_url, LINEITEM_SCOPES, json_body=item, accept=LINEITEM_TYPE,
+            "POST",
+            lineitems_url,
+            LINEITEM_SCOPES,
+            json_body=item,
+            accept=LINEITEM_TYPE,
             content_type=LINEITEM_TYPE,
         )
         if response.status_code not in (200, 201):
             raise ServiceError(
                 f"line item creation answered {response.status_code}",
-                status=response.status_code, retryable=_retryable(response.status_code),
+                status=response.status_code,
+                retryable=_retryable(response.status_code),
                 body=response.text[:500],
             )
         try:
@@ -100,7 +115,10 @@ class AgsClient:
 
     def post_score(self, lineitem_url: str, score: dict[str, Any]) -> ScoreOutcome:
         response = self.client.request(
-            "POST", service_url(lineitem_url, "/scores"), SCORE_SCOPES, json_body=score,
+            "POST",
+            service_url(lineitem_url, "/scores"),
+            SCORE_SCOPES,
+            json_body=score,
             content_type=SCORE_TYPE,
         )
         return ScoreOutcome(status=response.status_code, body=response.text[:1000])

@@ -59,7 +59,8 @@ def fetch_members(client: ServiceClient, memberships_url: str) -> Iterator[Roste
         response = client.request("GET", url, (C.SCOPE_NRPS,), accept=MEMBERSHIP_TYPE)
         if response.status_code != 200:
             raise ServiceError(
-                f"memberships answered {response.status_code}", status=response.status_code,
+                f"memberships answered {response.status_code}",
+                status=response.status_code,
                 retryable=response.status_code >= 500 or response.status_code == 429,
             )
         try:
@@ -75,6 +76,10 @@ def fetch_members(client: ServiceClient, memberships_url: str) -> Iterator[Roste
 
 def _next_link(response: requests.Response) -> str | None:
     link = response.links.get("next")
-    if link and isinstance(link.get("url"), str) and link["url"].startswith(("https://", "http://")):
+    if (
+        link
+        and isinstance(link.get("url"), str)
+        and link["url"].startswith(("https://", "http://"))
+    ):
         return str(link["url"])
     return None

@@ -39,8 +39,9 @@ class ServiceError(Exception):
     """A service call failed. `status` is the HTTP status (0: no answer); `retryable` says
     whether trying again later may succeed."""
 
-    def __init__(self, message: str, *, status: int = 0, retryable: bool = True,
-                 body: str = "") -> None:
+    def __init__(
+        self, message: str, *, status: int = 0, retryable: bool = True, body: str = ""
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
@@ -85,8 +86,9 @@ class ServiceClient:
     """Service calls for one platform. Database work happens in short transactions of its own,
     never around a network call (SQLite has one writer; PostgreSQL rows stay unlocked)."""
 
-    def __init__(self, db: Database, platform: PlatformRef, secret_key: str, *,
-                 timeout: float = 10.0) -> None:
+    def __init__(
+        self, db: Database, platform: PlatformRef, secret_key: str, *, timeout: float = 10.0
+    ) -> None:
         if not platform.auth_token_url:
             raise ServiceError("the platform has no token URL", retryable=False)
         self.db = db
@@ -157,10 +159,14 @@ class ServiceClient:
                     )
                 ).first()
                 if stored is None:
-                    session.add(AccessToken(
-                        platform_id=self.platform.id, scope_key=key, token=token,
-                        expires_at=expires,
-                    ))
+                    session.add(
+                        AccessToken(
+                            platform_id=self.platform.id,
+                            scope_key=key,
+                            token=token,
+                            expires_at=expires,
+                        )
+                    )
                 else:
                     stored.token = token
                     stored.expires_at = expires
@@ -193,7 +199,9 @@ class ServiceClient:
         try:
             # Form-encoded, as the spec and Moodle require (a JSON body gets 400 there).
             response = http_session().post(
-                self.platform.auth_token_url, data=form, timeout=self.timeout,
+                self.platform.auth_token_url,
+                data=form,
+                timeout=self.timeout,
                 headers={"Accept": "application/json"},
             )
         except requests.RequestException as exc:
@@ -217,9 +225,16 @@ class ServiceClient:
 
     # --- requests ------------------------------------------------------------------------------
 
-    def request(self, method: str, url: str, scopes: Sequence[str], *,
-                json_body: Any = None, accept: str = "application/json",
-                content_type: str | None = None) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        scopes: Sequence[str],
+        *,
+        json_body: Any = None,
+        accept: str = "application/json",
+        content_type: str | None = None,
+    ) -> requests.Response:
         """An authorised request; a 401 gets one retry with a fresh token."""
         for attempt in (1, 2):
             token = self.token(scopes)
@@ -230,7 +245,11 @@ class ServiceClient:
                 headers["Content-Type"] = content_type or "application/json"
             try:
                 response = http_session().request(
-                    method, url, data=data, headers=headers, timeout=self.timeout,
+                    method,
+                    url,
+                    data=data,
+                    headers=headers,
+                    timeout=self.timeout,
                     auth=BearerAuth(token),
                 )
             except requests.RequestException as exc:

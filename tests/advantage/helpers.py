@@ -50,13 +50,19 @@ class Launched:
         joiner = "&" if "?" in path else "?"
         return self.browser.get(f"{path}{joiner}ts={self.ts}")
 
-    def post(self, path: str, data: dict[str, Any] | list[tuple[str, str]],
-             page: requests.Response | None = None) -> requests.Response:
+    def post(
+        self,
+        path: str,
+        data: dict[str, Any] | list[tuple[str, str]],
+        page: requests.Response | None = None,
+    ) -> requests.Response:
         csrf = csrf_of(page if page is not None else self.page)
         fields = list(data.items()) if isinstance(data, dict) else list(data)
         return self.browser.http.post(
-            self.browser.tool_url + path, data=[("ts", self.ts), ("csrf_token", csrf), *fields],
-            allow_redirects=False, timeout=10,
+            self.browser.tool_url + path,
+            data=[("ts", self.ts), ("csrf_token", csrf), *fields],
+            allow_redirects=False,
+            timeout=10,
         )
 
 
@@ -67,8 +73,9 @@ def launch(browser: Browser, reg: ToolRegistration, user: User, **hint: Any) -> 
     return browser.post_launch(fields, action)
 
 
-def follow(browser: Browser, response: requests.Response,
-           limit: int = 5) -> list[requests.Response]:
+def follow(
+    browser: Browser, response: requests.Response, limit: int = 5
+) -> list[requests.Response]:
     """The tool's 303 chain from `response`: every hop, the last one the page."""
     chain = [response]
     while response.status_code in (302, 303) and len(chain) <= limit:
@@ -104,21 +111,34 @@ def verify_tool_jwt(browser: Browser, token: str, audience: str) -> dict[str, An
 def member_of(db: Database, sub: str, context_id: str = "course-1") -> int:
     with db.session_scope() as session:
         return session.scalars(
-            select(Member.id).join(Person).join(Course, Course.id == Member.course_id)
+            select(Member.id)
+            .join(Person)
+            .join(Course, Course.id == Member.course_id)
             .where(Person.sub == sub, Course.context_id == context_id)
         ).one()
 
 
-def queue_score(db: Database, member_id: int, score: float, *, maximum: float = 100,
-                resource_link_id: str = "rl-1", gradable: Gradable = GRADABLE,
-                comment: str | None = None, progress: Progress = Progress.FINAL) -> int:
+def queue_score(
+    db: Database,
+    member_id: int,
+    score: float,
+    *,
+    maximum: float = 100,
+    resource_link_id: str = "rl-1",
+    gradable: Gradable = GRADABLE,
+    comment: str | None = None,
+    progress: Progress = Progress.FINAL,
+) -> int:
     """Record a score as a feature would, in a transaction of its own; returns the outbox id."""
     with db.session_scope() as session:
         member = session.get(Member, member_id)
         assert member is not None
-        link = session.scalars(select(ResourceLink).where(
-            ResourceLink.course_id == member.course_id,
-            ResourceLink.resource_link_id == resource_link_id)).one()
+        link = session.scalars(
+            select(ResourceLink).where(
+                ResourceLink.course_id == member.course_id,
+                ResourceLink.resource_link_id == resource_link_id,
+            )
+        ).one()
         item = grade_item_for(session, link, gradable)
         row = record_score(session, member, item, score, maximum, progress, comment)
         assert row is not None
@@ -154,8 +174,11 @@ def lapse_leases(db: Database) -> None:
     """As if the lease of every SENDING row had run out (a crashed worker's claim)."""
     past = utcnow() - dt.timedelta(seconds=1)
     with db.session_scope() as session:
-        session.execute(update(GradeOutbox).where(GradeOutbox.status == OutboxStatus.SENDING)
-                        .values(claimed_until=past))
+        session.execute(
+            update(GradeOutbox)
+            .where(GradeOutbox.status == OutboxStatus.SENDING)
+            .values(claimed_until=past)
+        )
 
 
 def grade_item_url(db: Database, key: str = GRADABLE.key) -> str | None:
@@ -189,7 +212,8 @@ def add_trainees(db: Database, count: int, context_id: str = "course-1") -> list
     course = course_of(db, context_id)
     with db.session_scope() as session:
         platform_id = session.scalars(
-            select(Deployment.platform_id).where(Deployment.id == course.deployment_id)).one()
+            select(Deployment.platform_id).where(Deployment.id == course.deployment_id)
+        ).one()
         people = [
             Person(platform_id=platform_id, sub=f"t-{context_id}-{i:05d}", name=f"Trainee {i}")
             for i in range(count)

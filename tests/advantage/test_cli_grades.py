@@ -25,9 +25,12 @@ LTI_TOOL = Path(sys.executable).parent / "lti-tool"
 
 @pytest.fixture
 def env(app: Flask, database_url: str, tmp_path: Path) -> dict[str, str]:
-    return {"DATABASE_URL": database_url, "SECRET_KEY": SECRET,
-            "INSTANCE_DIR": str(tmp_path / "instance"),
-            "TOOL_BASE_URL": app.extensions["tsunagu.config"].tool_base_url}
+    return {
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": SECRET,
+        "INSTANCE_DIR": str(tmp_path / "instance"),
+        "TOOL_BASE_URL": app.extensions["tsunagu.config"].tool_base_url,
+    }
 
 
 def run(env: dict[str, str], *args: str) -> str:
@@ -70,9 +73,13 @@ def test_the_worker_loop_delivers_and_stops_on_sigterm(browser, reg, learner, lm
     # A long interval: SIGTERM must not wait for it to run out.
     process = subprocess.Popen(
         [str(LTI_TOOL), "grades", "deliver", "--loop", "--interval", "120"],
-        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
+
         def delivered() -> int:
             return Counter(r.status for r in outbox_rows(db))[OutboxStatus.DELIVERED]
 

@@ -64,7 +64,8 @@ def content_items(browser: Browser, lms: TestLMS, answer) -> tuple[dict[str, Any
 
 
 def test_the_picker_lists_the_registry_and_answers_with_a_signed_response(
-        app, browser, lms, reg, instructor, db):
+    app, browser, lms, reg, instructor, db
+):
     session = picker(browser, reg, instructor)
     page = session.page.text
     for key in [*MODULE_KEYS, "quiz:final"]:
@@ -95,20 +96,35 @@ def test_the_picker_lists_the_registry_and_answers_with_a_signed_response(
         course_id = placements["quiz:final"].course_id
         assert placements["quiz:final"].options == {"pass_percent": 85}
         # The options chosen in the picker take effect in the course.
-        assert s.scalars(select(QuizSettings.pass_percent)
-                         .where(QuizSettings.course_id == course_id)).one() == 85
+        assert (
+            s.scalars(
+                select(QuizSettings.pass_percent).where(QuizSettings.course_id == course_id)
+            ).one()
+            == 85
+        )
         # A module placed as a graded activity sends its completion there.
-        assert s.scalars(select(ModuleSettings.send_completion_grade).where(
-            ModuleSettings.course_id == course_id, ModuleSettings.module_id == "A")).one()
+        assert s.scalars(
+            select(ModuleSettings.send_completion_grade).where(
+                ModuleSettings.course_id == course_id, ModuleSettings.module_id == "A"
+            )
+        ).one()
         ids = {key: p.public_id for key, p in placements.items()}
     base = app.extensions["tsunagu.config"].tool_base_url
     for item, key in ((module, "module:A"), (quiz, "quiz:final")):
         assert item["custom"] == {"tsunagu_placement": ids[key]}
         assert item["url"] == f"{base}/lti/launch?placement={ids[key]}"
-    assert module["lineItem"] == {"scoreMaximum": 100, "label": "Module A",
-                                  "resourceId": "module:A", "tag": "module-completion"}
-    assert quiz["lineItem"] == {"scoreMaximum": 100, "label": "Completion certification test",
-                                "resourceId": "quiz:final", "tag": "completion-test"}
+    assert module["lineItem"] == {
+        "scoreMaximum": 100,
+        "label": "Module A",
+        "resourceId": "module:A",
+        "tag": "module-completion",
+    }
+    assert quiz["lineItem"] == {
+        "scoreMaximum": 100,
+        "label": "Completion certification test",
+        "resourceId": "quiz:final",
+        "tag": "completion-test",
+    }
 
 
 def test_titles_follow_the_course_language(browser, lms, reg, instructor):
@@ -171,8 +187,10 @@ def _placed(browser, lms, reg, instructor, *keys, **options) -> dict[str, str]:
     """Deep-link `keys` in course-1; returns each key's placement id (from the JWT)."""
     session = picker(browser, reg, instructor)
     claims, _ = content_items(browser, lms, choose(session, *keys, **options))
-    return {item["lineItem"]["resourceId"]: item["custom"]["tsunagu_placement"]
-            for item in claims[DL + "content_items"]}
+    return {
+        item["lineItem"]["resourceId"]: item["custom"]["tsunagu_placement"]
+        for item in claims[DL + "content_items"]
+    }
 
 
 def _opens(browser, reg, user, **hint) -> list[str]:
@@ -184,10 +202,20 @@ def _opens(browser, reg, user, **hint) -> list[str]:
 
 def test_a_launch_opens_the_placed_item(browser, lms, reg, instructor, learner, db):
     ids = _placed(browser, lms, reg, instructor, "module:D", "quiz:final")
-    assert _opens(browser, reg, learner, resource_link_id="act-d",
-                  custom={"tsunagu_placement": ids["module:D"]}) == ["/open", "/modules/D"]
-    assert _opens(browser, reg, learner, resource_link_id="act-quiz",
-                  custom={"tsunagu_placement": ids["quiz:final"]}) == ["/open", "/quiz/"]
+    assert _opens(
+        browser,
+        reg,
+        learner,
+        resource_link_id="act-d",
+        custom={"tsunagu_placement": ids["module:D"]},
+    ) == ["/open", "/modules/D"]
+    assert _opens(
+        browser,
+        reg,
+        learner,
+        resource_link_id="act-quiz",
+        custom={"tsunagu_placement": ids["quiz:final"]},
+    ) == ["/open", "/quiz/"]
     # The binding holds when later launches carry nothing.
     assert _opens(browser, reg, learner, resource_link_id="act-d") == ["/open", "/modules/D"]
     assert _opens(browser, reg, instructor, resource_link_id="act-quiz") == ["/open", "/quiz/"]
@@ -198,18 +226,29 @@ def test_the_item_url_alone_is_enough(app, browser, lms, reg, learner, instructo
     base = app.extensions["tsunagu.config"].tool_base_url
     url = f"{base}/lti/launch?placement={ids['module:E']}"
     # A platform that drops custom parameters still launches the item's URL.
-    assert _opens(browser, reg, learner, resource_link_id="act-e",
-                  target_link_uri=url) == ["/open", "/modules/E"]
+    assert _opens(browser, reg, learner, resource_link_id="act-e", target_link_uri=url) == [
+        "/open",
+        "/modules/E",
+    ]
 
 
 def test_an_unknown_placement_id_is_treated_as_an_unlinked_activity(browser, reg, learner):
-    page = follow(browser, launch(browser, reg, learner, resource_link_id="act-x",
-                                  custom={"tsunagu_placement": "no-such-placement"}))[-1]
+    page = follow(
+        browser,
+        launch(
+            browser,
+            reg,
+            learner,
+            resource_link_id="act-x",
+            custom={"tsunagu_placement": "no-such-placement"},
+        ),
+    )[-1]
     assert path_of(page.url) == "/course" and "activity=pending" in page.url
 
 
-def test_an_unlinked_activity_is_set_up_once_by_an_instructor(browser, reg, instructor, learner,
-                                                              db):
+def test_an_unlinked_activity_is_set_up_once_by_an_instructor(
+    browser, reg, instructor, learner, db
+):
     # A trainee first: told the activity is not set up yet.
     waiting = launched(browser, reg, learner, resource_link_id="pasted")
     assert path_of(waiting.page.url) == "/course" and "activity=pending" in waiting.page.url
@@ -239,27 +278,44 @@ def test_a_learner_cannot_set_up_an_activity(browser, reg, learner, db):
         assert s.scalar(select(func.count()).select_from(ResourceLinkPlacement)) == 0
 
 
-def test_a_copied_course_gets_its_own_copy_of_the_placement(browser, lms, reg, instructor,
-                                                            learner, db):
-    ids = _placed(browser, lms, reg, instructor, "quiz:final", "module:B",
-                  **{"quiz:final:pass_percent": "90"})
+def test_a_copied_course_gets_its_own_copy_of_the_placement(
+    browser, lms, reg, instructor, learner, db
+):
+    ids = _placed(
+        browser, lms, reg, instructor, "quiz:final", "module:B", **{"quiz:final:pass_percent": "90"}
+    )
     copy = {"id": "course-2", "title": "2027 copy", "label": "FRSC-2027"}
     for key, path in (("quiz:final", "/quiz/"), ("module:B", "/modules/B")):
-        assert _opens(browser, reg, learner, course=copy, resource_link_id=f"copied-{key}",
-                      custom={"tsunagu_placement": ids[key]}) == ["/open", path]
+        assert _opens(
+            browser,
+            reg,
+            learner,
+            course=copy,
+            resource_link_id=f"copied-{key}",
+            custom={"tsunagu_placement": ids[key]},
+        ) == ["/open", path]
     with db.session_scope() as s:
         course2 = s.scalars(select(Course.id).where(Course.context_id == "course-2")).one()
         course1 = s.scalars(select(Course.id).where(Course.context_id == "course-1")).one()
-        copied = {p.item_key: p for p in s.scalars(select(Placement).where(
-            Placement.course_id == course2))}
+        copied = {
+            p.item_key: p
+            for p in s.scalars(select(Placement).where(Placement.course_id == course2))
+        }
         assert set(copied) == {"quiz:final", "module:B"}
         assert all(p.public_id not in ids.values() for p in copied.values())
         assert copied["quiz:final"].options == {"pass_percent": 90}
         # The copy takes effect as the original did: the pass mark, the completion grade.
-        assert s.scalars(select(QuizSettings.pass_percent)
-                         .where(QuizSettings.course_id == course2)).one() == 90
-        assert s.scalars(select(ModuleSettings.send_completion_grade).where(
-            ModuleSettings.course_id == course2, ModuleSettings.module_id == "B")).one()
+        assert (
+            s.scalars(
+                select(QuizSettings.pass_percent).where(QuizSettings.course_id == course2)
+            ).one()
+            == 90
+        )
+        assert s.scalars(
+            select(ModuleSettings.send_completion_grade).where(
+                ModuleSettings.course_id == course2, ModuleSettings.module_id == "B"
+            )
+        ).one()
         # The original course keeps its own placements untouched.
         originals = s.scalars(select(Placement).where(Placement.course_id == course1)).all()
         assert {p.public_id for p in originals} == set(ids.values())
@@ -280,26 +336,48 @@ def other_lms(other_lms_server: LiveServer) -> Iterator[TestLMS]:
     yield platform
 
 
-def test_a_placement_of_another_platform_is_ignored(app: Flask, browser, lms, reg, instructor,
-                                                    learner, other_lms, db: Database):
+def test_a_placement_of_another_platform_is_ignored(
+    app: Flask, browser, lms, reg, instructor, learner, other_lms, db: Database
+):
     ids = _placed(browser, lms, reg, instructor, "module:A")
     other_reg = other_lms.add_tool(app.extensions["tsunagu.config"].tool_base_url)
     with db.session_scope() as s:
         save_platform(
-            s, issuer=other_lms.issuer, client_id=other_reg.client_id, name=other_lms.name,
+            s,
+            issuer=other_lms.issuer,
+            client_id=other_reg.client_id,
+            name=other_lms.name,
             auth_login_url=other_lms.base_url + "/auth",
-            auth_token_url=other_lms.base_url + "/token", auth_audience=None,
-            jwks_url=other_lms.base_url + "/jwks", product_family_code="testlms",
-            deployment_ids=["1"], registered_via=RegisteredVia.MANUAL,
+            auth_token_url=other_lms.base_url + "/token",
+            auth_audience=None,
+            jwks_url=other_lms.base_url + "/jwks",
+            product_family_code="testlms",
+            deployment_ids=["1"],
+            registered_via=RegisteredVia.MANUAL,
         )
     other_browser = Browser(browser.tool_url, other_lms)
     # The same course id and the placement's id, but from another platform: not ours to open.
-    page = follow(other_browser, launch(other_browser, other_reg, learner, resource_link_id="x",
-                                        custom={"tsunagu_placement": ids["module:A"]}))[-1]
+    page = follow(
+        other_browser,
+        launch(
+            other_browser,
+            other_reg,
+            learner,
+            resource_link_id="x",
+            custom={"tsunagu_placement": ids["module:A"]},
+        ),
+    )[-1]
     assert path_of(page.url) == "/course" and "activity=pending" in page.url
-    staff = follow(other_browser, launch(other_browser, other_reg, make_user("Instructor"),
-                                         resource_link_id="x",
-                                         custom={"tsunagu_placement": ids["module:A"]}))[-1]
+    staff = follow(
+        other_browser,
+        launch(
+            other_browser,
+            other_reg,
+            make_user("Instructor"),
+            resource_link_id="x",
+            custom={"tsunagu_placement": ids["module:A"]},
+        ),
+    )[-1]
     assert path_of(staff.url) == "/link/setup"
     with db.session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Placement)) == 1

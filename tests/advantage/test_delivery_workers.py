@@ -59,7 +59,8 @@ def kill_after(monkeypatch, sends: int) -> None:
 
 
 def test_a_worker_killed_mid_delivery_loses_nothing_and_doubles_nothing(
-        monkeypatch, lms, course, db, config):
+    monkeypatch, lms, course, db, config
+):
     trainees = add_trainees(db, 6)
     for member_id, _ in trainees:
         queue_score(db, member_id, 80)
@@ -83,8 +84,9 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_doubles_nothing(
     assert deliver(db, config) == Counter()
 
 
-def test_a_worker_killed_after_an_earlier_failure_still_doubles_nothing(monkeypatch, lms, learner,
-                                                                        course, db, config):
+def test_a_worker_killed_after_an_earlier_failure_still_doubles_nothing(
+    monkeypatch, lms, learner, course, db, config
+):
     row_id = queue_score(db, member_of(db, learner.sub), 80)
     lms.score_failures.append(503)
     assert deliver(db, config) == Counter(retry=1)  # attempt 1: the LMS was unavailable
@@ -103,8 +105,9 @@ def test_a_worker_killed_after_an_earlier_failure_still_doubles_nothing(monkeypa
     assert statuses(db) == Counter(delivered=1)
 
 
-def test_a_worker_killed_before_sending_leaves_the_rows_for_the_next(monkeypatch, lms, course,
-                                                                      db, config):
+def test_a_worker_killed_before_sending_leaves_the_rows_for_the_next(
+    monkeypatch, lms, course, db, config
+):
     trainees = add_trainees(db, 3)
     for member_id, _ in trainees:
         queue_score(db, member_id, 60)
@@ -123,8 +126,9 @@ def test_a_worker_killed_before_sending_leaves_the_rows_for_the_next(monkeypatch
     assert not lms.scores.refused
 
 
-def test_a_newer_score_recorded_while_a_worker_was_dead_wins(monkeypatch, lms, learner, course,
-                                                             db, config):
+def test_a_newer_score_recorded_while_a_worker_was_dead_wins(
+    monkeypatch, lms, learner, course, db, config
+):
     member_id = member_of(db, learner.sub)
     queue_score(db, member_id, 10)
     kill_after(monkeypatch, sends=1)  # the old score reaches the LMS; its answer is lost
@@ -144,11 +148,14 @@ def test_a_newer_score_recorded_while_a_worker_was_dead_wins(monkeypatch, lms, l
 def _queue_many(db: Database, count: int) -> list[tuple[int, str]]:
     """`count` scores, one per trainee, on two graded items (one transaction)."""
     trainees = add_trainees(db, count)
-    items = [Gradable(key=f"module:{m}", label=m, score_maximum=100, tag="module-completion")
-             for m in "AB"]
+    items = [
+        Gradable(key=f"module:{m}", label=m, score_maximum=100, tag="module-completion")
+        for m in "AB"
+    ]
     with db.session_scope() as session:
-        link = session.scalars(select(ResourceLink).where(
-            ResourceLink.resource_link_id == "rl-1")).one()
+        link = session.scalars(
+            select(ResourceLink).where(ResourceLink.resource_link_id == "rl-1")
+        ).one()
         graded = [grade_item_for(session, link, g) for g in items]
         for index, (member_id, _) in enumerate(trainees):
             member = session.get(Member, member_id)
@@ -206,8 +213,9 @@ def test_two_workers_at_once_deliver_each_score_exactly_once(lms, course, databa
         assert session.scalar(select(func.max(GradeOutbox.attempts))) == 1
 
 
-def test_two_workers_racing_for_the_same_rows_never_double_send(lms, course, database_url,
-                                                                config, db):
+def test_two_workers_racing_for_the_same_rows_never_double_send(
+    lms, course, database_url, config, db
+):
     trainees = _queue_many(db, 40)
     ids = [row.id for row in outbox_rows(db)]
     engines = [Database(database_url) for _ in range(3)]
@@ -215,7 +223,8 @@ def test_two_workers_racing_for_the_same_rows_never_double_send(lms, course, dat
         # Every worker asks for exactly the same rows (as inline delivery after a request and
         # the worker process can): each row goes to one of them.
         results = _run_workers(
-            [lambda e=e: deliver(e, config, limit=len(ids), ids=ids) for e in engines])
+            [lambda e=e: deliver(e, config, limit=len(ids), ids=ids) for e in engines]
+        )
     finally:
         for engine in engines:
             engine.engine.dispose()
@@ -224,8 +233,9 @@ def test_two_workers_racing_for_the_same_rows_never_double_send(lms, course, dat
     assert statuses(db) == Counter({OutboxStatus.DELIVERED.value: 40})
 
 
-def test_a_pass_slower_than_its_lease_gives_back_what_it_did_not_send(monkeypatch, lms, course,
-                                                                       db, config):
+def test_a_pass_slower_than_its_lease_gives_back_what_it_did_not_send(
+    monkeypatch, lms, course, db, config
+):
     """A slow LMS (every request near the timeout) must not let a pass outlive its lease: rows
     it has not sent by then would be taken by another worker and sent twice."""
     trainees = add_trainees(db, 4)
@@ -248,7 +258,10 @@ def test_a_pass_slower_than_its_lease_gives_back_what_it_did_not_send(monkeypatc
     # What was not sent is due again at once, for any worker, and not counted as an attempt.
     rows = outbox_rows(db)
     assert Counter(r.status.value for r in rows) == Counter(delivered=sent, pending=4 - sent)
-    assert all(r.attempts == 0 and r.claimed_until is None
-               for r in rows if r.status == OutboxStatus.PENDING)
+    assert all(
+        r.attempts == 0 and r.claimed_until is None
+        for r in rows
+        if r.status == OutboxStatus.PENDING
+    )
     assert deliver(db, config) == Counter(delivered=4 - sent)
     assert received_per_user(lms) == Counter({sub: 1 for _, sub in trainees})

@@ -62,10 +62,12 @@ def test_a_score_reaches_the_gradebook(browser, lms, reg, learner, trainee, db, 
     (request,) = lms.token_requests
     assert request["grant_type"] == "client_credentials"
     assert request["client_assertion_type"] == (
-        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    )
     assert request["scope"].split() == [SCORE_SCOPE]
-    assertion = verify_tool_jwt(browser, request["client_assertion"],
-                                audience=lms.base_url + "/token")
+    assertion = verify_tool_jwt(
+        browser, request["client_assertion"], audience=lms.base_url + "/token"
+    )
     assert assertion["iss"] == assertion["sub"] == reg.client_id
     assert assertion["jti"] and 0 < assertion["exp"] - assertion["iat"] <= 300
 
@@ -98,21 +100,40 @@ def test_the_line_item_is_found_by_resource_link_and_tag(browser, lms, reg, lear
     base = lms.base_url + "/ags/course-1/lineitems"
     decoy = base + "/decoy/lineitem?type_id=1"
     column = base + "/column/lineitem?type_id=1"
-    lms.lineitems[decoy] = {"id": decoy, "resourceLinkId": "rl-1", "tag": "other",
-                            "resourceId": "module:A", "scoreMaximum": 10, "label": "Other"}
-    lms.lineitems[column] = {"id": column, "resourceLinkId": "rl-1", "tag": GRADABLE.tag,
-                             "resourceId": GRADABLE.key, "scoreMaximum": 100, "label": "A"}
+    lms.lineitems[decoy] = {
+        "id": decoy,
+        "resourceLinkId": "rl-1",
+        "tag": "other",
+        "resourceId": "module:A",
+        "scoreMaximum": 10,
+        "label": "Other",
+    }
+    lms.lineitems[column] = {
+        "id": column,
+        "resourceLinkId": "rl-1",
+        "tag": GRADABLE.tag,
+        "resourceId": GRADABLE.key,
+        "scoreMaximum": 100,
+        "label": "A",
+    }
     queue_score(db, member_of(db, learner.sub), 80)
     assert deliver(db, config) == Counter(delivered=1)
-    assert lms.lineitem_requests == [("GET", {
-        "type_id": "1", "resource_link_id": "rl-1", "resource_id": GRADABLE.key,
-        "tag": GRADABLE.tag,
-    })]
+    assert lms.lineitem_requests == [
+        (
+            "GET",
+            {
+                "type_id": "1",
+                "resource_link_id": "rl-1",
+                "resource_id": GRADABLE.key,
+                "tag": GRADABLE.tag,
+            },
+        )
+    ]
     (score,) = lms.scores
     assert score.url == base + "/column/lineitem/scores?type_id=1"
     assert grade_item_url(db) == column
     # Known from now on: the next score goes straight there.
-    (other, _), = add_trainees(db, 1)
+    ((other, _),) = add_trainees(db, 1)
     queue_score(db, other, 60)
     assert deliver(db, config) == Counter(delivered=1)
     assert len(lms.lineitem_requests) == 1
@@ -125,10 +146,15 @@ def test_the_line_item_is_created_when_absent(browser, lms, reg, learner, db, co
     assert deliver(db, config) == Counter(delivered=1)
     assert [method for method, _ in lms.lineitem_requests] == ["GET", "POST"]
     (created,) = lms.lineitems.values()
-    assert {k: created[k] for k in ("scoreMaximum", "label", "resourceId", "tag",
-                                    "resourceLinkId")} == {
-        "scoreMaximum": 100, "label": GRADABLE.label, "resourceId": GRADABLE.key,
-        "tag": GRADABLE.tag, "resourceLinkId": "rl-1"}
+    assert {
+        k: created[k] for k in ("scoreMaximum", "label", "resourceId", "tag", "resourceLinkId")
+    } == {
+        "scoreMaximum": 100,
+        "label": GRADABLE.label,
+        "resourceId": GRADABLE.key,
+        "tag": GRADABLE.tag,
+        "resourceLinkId": "rl-1",
+    }
     assert grade_item_url(db) == created["id"]
     (score,) = lms.scores
     path, query = created["id"].split("?")
@@ -228,7 +254,8 @@ def test_a_bad_request_is_recorded_with_the_lms_message_and_not_retried(lms, tra
     assert "Incorrect score received: user is not a learner" in row.last_error
     with db.session_scope() as session:
         session.execute(
-            GradeOutbox.__table__.update().values(next_attempt_at=utcnow() - dt.timedelta(days=1)))
+            GradeOutbox.__table__.update().values(next_attempt_at=utcnow() - dt.timedelta(days=1))
+        )
     assert deliver(db, config) == Counter()
     assert len(lms.scores.refused) == 1 and not lms.scores
 
@@ -250,8 +277,9 @@ def test_a_newer_score_supersedes_an_undelivered_older_one(lms, learner, trainee
     assert later - stamps[-1] >= dt.timedelta(seconds=1)
 
 
-def test_an_older_score_still_in_flight_never_overwrites_a_newer_one(lms, learner, trainee, db,
-                                                                     config):
+def test_an_older_score_still_in_flight_never_overwrites_a_newer_one(
+    lms, learner, trainee, db, config
+):
     older = queue_score(db, trainee, 10)
     # A worker has taken the older score and is about to send it...
     (job,) = delivery._load_jobs(db, delivery.claim(db, limit=10, ids=[older]))
@@ -280,16 +308,18 @@ def test_scores_out_of_range_are_refused(trainee, db):
     assert outbox_rows(db) == []
 
 
-def test_the_roster_token_is_not_the_grades_token(app, browser, lms, reg, instructor, trainee,
-                                                  db, config):
+def test_the_roster_token_is_not_the_grades_token(
+    app, browser, lms, reg, instructor, trainee, db, config
+):
     launched(browser, reg, instructor)  # the instructor's launch syncs the roster (NRPS scope)
     assert app.extensions["tsunagu.after_response"].wait_idle(10)
     queue_score(db, trainee, 88)
     assert deliver(db, config) == Counter(delivered=1)
     assert len(token_requests(lms, NRPS_SCOPE)) == 1
     assert len(token_requests(lms, SCORE_SCOPE)) == 1
-    assert all(not (NRPS_SCOPE in r["scope"] and SCORE_SCOPE in r["scope"])
-               for r in lms.token_requests)
+    assert all(
+        not (NRPS_SCOPE in r["scope"] and SCORE_SCOPE in r["scope"]) for r in lms.token_requests
+    )
 
 
 def test_a_member_of_another_course_gets_no_grade_here(browser, reg, trainee, db):
@@ -297,8 +327,9 @@ def test_a_member_of_another_course_gets_no_grade_here(browser, reg, trainee, db
     launched(browser, reg, stranger, course={"id": "course-2"}, resource_link_id="rl-9")
     with db.session_scope() as session:
         member = session.get(Member, member_of(db, stranger.sub, "course-2"))
-        link = session.scalars(select(ResourceLink).where(
-            ResourceLink.resource_link_id == "rl-1")).one()
+        link = session.scalars(
+            select(ResourceLink).where(ResourceLink.resource_link_id == "rl-1")
+        ).one()
         item = grade_item_for(session, link, GRADABLE)
         with pytest.raises(NotFound):
             record_score(session, member, item, 5, 10, Progress.FINAL)

@@ -55,7 +55,8 @@ def row_of(page: str, name: str) -> str:
 
 
 def test_completion_goes_to_the_gradebook_and_shows_on_the_grades_page(
-        app, browser, lms, reg, learner, graded_module, db, config):
+    app, browser, lms, reg, learner, graded_module, db, config
+):
     trainee = launched(browser, reg, learner)
     assert path_of(trainee.page.url) == "/modules/A"
     self_check(trainee)
@@ -89,8 +90,7 @@ def test_completion_goes_to_the_gradebook_and_shows_on_the_grades_page(
     assert text.count('name="member_id"') == 3
 
 
-def test_send_again_for_one_and_for_all(app, browser, lms, reg, learner, graded_module, db,
-                                        config):
+def test_send_again_for_one_and_for_all(app, browser, lms, reg, learner, graded_module, db, config):
     trainee = launched(browser, reg, learner)
     self_check(trainee)
     wait_idle(app)
@@ -103,8 +103,11 @@ def test_send_again_for_one_and_for_all(app, browser, lms, reg, learner, graded_
         item_id = s.scalars(select(GradeItem.id)).one()
     page = graded_module.get("/course/grades")
 
-    one = graded_module.post(f"/course/grades/{item_id}/resend",
-                             {"member_id": str(member_of(db, learner.sub))}, page=page)
+    one = graded_module.post(
+        f"/course/grades/{item_id}/resend",
+        {"member_id": str(member_of(db, learner.sub))},
+        page=page,
+    )
     assert one.status_code == 303 and "resent=1" in one.headers["Location"]
     wait_idle(app)
     sent = scores_for(lms, learner.sub)
@@ -119,7 +122,8 @@ def test_send_again_for_one_and_for_all(app, browser, lms, reg, learner, graded_
     rows = outbox_rows(db)
     # The refused grade's row is history now, superseded by the one sent again.
     assert Counter(r.status for r in rows) == Counter(
-        {OutboxStatus.DELIVERED: 4, OutboxStatus.SUPERSEDED: 1})
+        {OutboxStatus.DELIVERED: 4, OutboxStatus.SUPERSEDED: 1}
+    )
     shown = follow(browser, everyone)[-1]
     assert 'role="status"' in shown.text
 
@@ -147,14 +151,20 @@ def test_a_learner_cannot_see_or_resend_grades(browser, reg, learner, graded_mod
     assert len(outbox_rows(db)) == 1
 
 
-def test_another_courses_instructor_sees_none_of_these_grades(browser, reg, learner,
-                                                               graded_module, db):
+def test_another_courses_instructor_sees_none_of_these_grades(
+    browser, reg, learner, graded_module, db
+):
     launched(browser, reg, learner)
     queue_score(db, member_of(db, learner.sub), 30)
     with db.session_scope() as s:
         item_id = s.scalars(select(GradeItem.id)).one()
-    elsewhere = launched(browser, reg, make_user("Instructor", name="Other Teacher"),
-                         course={"id": "course-2", "title": "Elsewhere"}, **EN)
+    elsewhere = launched(
+        browser,
+        reg,
+        make_user("Instructor", name="Other Teacher"),
+        course={"id": "course-2", "title": "Elsewhere"},
+        **EN,
+    )
     page = elsewhere.get("/course/grades")
     assert page.status_code == 200
     assert learner.name not in page.text and f"/course/grades/{item_id}/" not in page.text
@@ -167,13 +177,17 @@ def test_another_courses_instructor_sees_none_of_these_grades(browser, reg, lear
         assert s.scalar(select(func.count()).select_from(GradeOutbox)) == 1
 
 
-def test_completion_grading_can_be_turned_off_in_module_settings(app, browser, lms, reg,
-                                                                 learner, graded_module, db):
+def test_completion_grading_can_be_turned_off_in_module_settings(
+    app, browser, lms, reg, learner, graded_module, db
+):
     form = graded_module.get("/modules/A/settings")
     checkbox = re.search(r'<input[^>]*name="send_grade"[^>]*>', form.text).group(0)
     assert "checked" in checkbox  # placed as a graded activity: on
-    saved = graded_module.post("/modules/A/settings", [
-        ("required", "a01-first"), ("required", "a02-second"), ("note", "")], page=form)
+    saved = graded_module.post(
+        "/modules/A/settings",
+        [("required", "a01-first"), ("required", "a02-second"), ("note", "")],
+        page=form,
+    )
     assert saved.status_code == 303
     trainee = launched(browser, reg, learner)
     self_check(trainee)
@@ -181,8 +195,11 @@ def test_completion_grading_can_be_turned_off_in_module_settings(app, browser, l
     assert outbox_rows(db) == [] and not lms.scores
     # And on again.
     form = graded_module.get("/modules/A/settings")
-    graded_module.post("/modules/A/settings", [
-        ("required", "a01-first"), ("required", "a02-second"), ("send_grade", "on")], page=form)
+    graded_module.post(
+        "/modules/A/settings",
+        [("required", "a01-first"), ("required", "a02-second"), ("send_grade", "on")],
+        page=form,
+    )
     self_check(trainee, "a02-second")
     wait_idle(app)
     assert [s["scoreGiven"] for s in scores_for(lms, learner.sub)] == [100.0]

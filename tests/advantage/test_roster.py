@@ -44,7 +44,8 @@ def roster_of(instructor) -> list[dict]:
 def members(db: Database) -> dict[str, Member]:
     with db.session_scope() as session:
         rows = session.execute(
-            select(Person.sub, Member).join(Member, Member.person_id == Person.id))
+            select(Person.sub, Member).join(Member, Member.person_id == Person.id)
+        )
         found = {sub: member for sub, member in rows}
         session.expunge_all()
         return found
@@ -54,8 +55,9 @@ def wait_idle(app: Flask) -> None:
     assert app.extensions["tsunagu.after_response"].wait_idle(10)
 
 
-def test_an_instructor_launch_syncs_the_roster_after_the_response(app, browser, lms, reg,
-                                                                   instructor, db):
+def test_an_instructor_launch_syncs_the_roster_after_the_response(
+    app, browser, lms, reg, instructor, db
+):
     lms.members = roster_of(instructor)
     lms.members_page_size = 2  # five members: three pages
     hold = threading.Event()
@@ -71,7 +73,10 @@ def test_an_instructor_launch_syncs_the_roster_after_the_response(app, browser, 
     found = members(db)
     assert set(found) == {m["user_id"] for m in lms.members}
     assert [url.split("?")[-1] if "?" in url else "" for url in lms.nrps_requests] == [
-        "", "offset=2", "offset=4"]
+        "",
+        "offset=2",
+        "offset=4",
+    ]
     assert found["t-short"].roles == "learner" and found["t-uri"].roles == "learner"
     assert found["t-assistant"].roles == "teaching_assistant"
     assert found["t-mentor"].roles == "mentor"
@@ -87,8 +92,9 @@ def test_an_instructor_launch_syncs_the_roster_after_the_response(app, browser, 
         assert name in overview.text
 
 
-def test_the_roster_is_refreshed_only_when_older_than_the_interval(app, browser, lms, reg,
-                                                                   instructor, learner, db):
+def test_the_roster_is_refreshed_only_when_older_than_the_interval(
+    app, browser, lms, reg, instructor, learner, db
+):
     lms.members = roster_of(instructor)
     launched(browser, reg, learner)
     wait_idle(app)
@@ -101,15 +107,17 @@ def test_the_roster_is_refreshed_only_when_older_than_the_interval(app, browser,
     assert len(lms.nrps_requests) == 1  # fresh: not again
     interval = app.extensions["tsunagu.config"].roster_refresh_interval
     with db.session_scope() as session:
-        session.execute(update(Course).values(
-            roster_synced_at=utcnow() - dt.timedelta(seconds=interval + 5)))
+        session.execute(
+            update(Course).values(roster_synced_at=utcnow() - dt.timedelta(seconds=interval + 5))
+        )
     launched(browser, reg, instructor)
     wait_idle(app)
     assert len(lms.nrps_requests) == 2
 
 
 def test_members_no_longer_listed_become_inactive_but_an_empty_roster_changes_nothing(
-        app, browser, lms, reg, instructor, db, config):
+    app, browser, lms, reg, instructor, db, config
+):
     lms.members = roster_of(instructor)
     launched(browser, reg, instructor)
     wait_idle(app)
@@ -134,9 +142,12 @@ def test_members_no_longer_listed_become_inactive_but_an_empty_roster_changes_no
 
 @pytest.fixture
 def cli(app: Flask, database_url: str, tmp_path: Path) -> Callable[..., Result]:
-    env = {"DATABASE_URL": database_url, "SECRET_KEY": SECRET,
-           "INSTANCE_DIR": str(tmp_path / "instance"),
-           "TOOL_BASE_URL": app.extensions["tsunagu.config"].tool_base_url}
+    env = {
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": SECRET,
+        "INSTANCE_DIR": str(tmp_path / "instance"),
+        "TOOL_BASE_URL": app.extensions["tsunagu.config"].tool_base_url,
+    }
 
     def run(*args: str) -> Result:
         context = CliContext()
@@ -168,7 +179,8 @@ def test_roster_sync_command(app, browser, lms, reg, instructor, learner, db, cl
     # Not listed: the two dropped now, and the learner who never was.
     assert forced.output.strip() == f"course {course_id}: 3 members, 0 new, 3 no longer listed"
     assert {sub for sub, m in members(db).items() if m.active} == {
-        m["user_id"] for m in lms.members}
+        m["user_id"] for m in lms.members
+    }
     assert len(lms.nrps_requests) == 5
     missing = cli("roster", "sync", "--course", str(course_id + 1000))
     assert missing.exit_code == 1 and "failed" in missing.output

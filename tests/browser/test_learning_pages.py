@@ -16,8 +16,9 @@ pytestmark = pytest.mark.browser
 def open_in_frame(frame: Frame, path: str) -> None:
     separator = "&" if "?" in path else "?"
     with frame.expect_navigation():
-        frame.evaluate("(url) => { window.location.href = url; }",
-                       f"{path}{separator}ts={token_of(frame.url)}")
+        frame.evaluate(
+            "(url) => { window.location.href = url; }", f"{path}{separator}ts={token_of(frame.url)}"
+        )
     frame.wait_for_load_state()
 
 
@@ -110,7 +111,12 @@ def test_instructor_pages_are_accessible(axe, context, lms, reg, browser, lang):
     frame = launch_in_frame(context.new_page(), lms, reg, make_user("Instructor"), locale=lang)
     assert_accessible(axe, frame, lang)  # the one-time choice of what the activity shows
     go_to_overview(frame)
-    for path in ("/modules/progress", "/modules/A/settings", "/quiz/results", "/quiz/settings",
-                 "/course/grades"):
+    for path in (
+        "/modules/progress",
+        "/modules/A/settings",
+        "/quiz/results",
+        "/quiz/settings",
+        "/course/grades",
+    ):
         open_in_frame(frame, path)
         assert_accessible(axe, frame, lang)

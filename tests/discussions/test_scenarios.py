@@ -10,9 +10,9 @@ import pytest
 
 from lti_tool.catalog.loader import ContentInvalid, load_catalog
 from lti_tool.linking.registry import LinkRegistry
-from tests.conftest import make_user
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
+FILE = "scenarios/s01-unpaid-overtime.yaml"
 
 
 def token_of(page) -> str:
@@ -32,7 +32,7 @@ def test_scenarios_load_beside_the_content():
         (
             "areas: [B, D]",
             "areas: [B, X]",
-            "scenarios/s01-unpaid-overtime.yaml:5: scenario s01-unpaid-overtime: areas must list letters A–E",
+            f"{FILE}:5: scenario s01-unpaid-overtime: areas must list letters A–E",
         ),
         (
             '  - ja: "{本人|ほんにん}',
@@ -42,7 +42,7 @@ def test_scenarios_load_beside_the_content():
         (
             "sources: [S0]",
             "sources: [S404]",
-            "scenarios/s01-unpaid-overtime.yaml:22: scenario s01-unpaid-overtime: unknown source 'S404'",
+            f"{FILE}:22: scenario s01-unpaid-overtime: unknown source 'S404'",
         ),
         (
             "id: s01-unpaid-overtime",

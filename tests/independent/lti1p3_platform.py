@@ -143,9 +143,11 @@ def _pem_pair() -> tuple[str, str]:
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -281,8 +283,9 @@ class MessageLaunch(LTIAdvantageMessageLaunchAbstract):  # type: ignore[misc]
 class Gradebook(AssignmentsGradesService):  # type: ignore[misc]
     """Line items and scores of one context, kept in the platform's memory."""
 
-    def __init__(self, req: FlaskRequest, conf: PlatformConf, platform: LtiPlatform,
-                 context_id: str) -> None:
+    def __init__(
+        self, req: FlaskRequest, conf: PlatformConf, platform: LtiPlatform, context_id: str
+    ) -> None:
         super().__init__(req, conf, platform.lineitems_url(context_id))
         self.platform = platform
         self.context_id = context_id
@@ -290,12 +293,19 @@ class Gradebook(AssignmentsGradesService):  # type: ignore[misc]
     def _items(self) -> dict[str, TLineItem]:
         return self.platform.lineitems.setdefault(self.context_id, {})
 
-    def find_lineitems(self, page: int = 1, limit: int | None = None,
-                       line_item_id: str | None = None, resource_link_id: str | None = None,
-                       resource_id: str | None = None, tag: str | None = None) -> TPage:
+    def find_lineitems(
+        self,
+        page: int = 1,
+        limit: int | None = None,
+        line_item_id: str | None = None,
+        resource_link_id: str | None = None,
+        resource_id: str | None = None,
+        tag: str | None = None,
+    ) -> TPage:
         wanted = {"resourceLinkId": resource_link_id, "resourceId": resource_id, "tag": tag}
         items = [
-            item for item in self._items().values()
+            item
+            for item in self._items().values()
             if all(value is None or item.get(key) == value for key, value in wanted.items())
         ]
         return {"content": items, "has_next": False, "next": None}
@@ -332,21 +342,28 @@ class Gradebook(AssignmentsGradesService):  # type: ignore[misc]
         )
         return UpdateScoreStatus.SUCCESS
 
-    def get_results(self, line_item_id: str, page: int = 1, limit: int | None = None,
-                    user_id: str | None = None) -> TPage:
+    def get_results(
+        self, line_item_id: str, page: int = 1, limit: int | None = None, user_id: str | None = None
+    ) -> TPage:
         self.find_lineitem(line_item_id)
         return {"content": [], "has_next": False, "next": None}
 
 
 class Roster(NamesRoleProvisioningService):  # type: ignore[misc]
-    def __init__(self, req: FlaskRequest, conf: PlatformConf, platform: LtiPlatform,
-                 context_id: str) -> None:
+    def __init__(
+        self, req: FlaskRequest, conf: PlatformConf, platform: LtiPlatform, context_id: str
+    ) -> None:
         super().__init__(req, conf, platform.memberships_url(context_id))
         self.platform = platform
         self.context_id = context_id
 
-    def get_member_data_page(self, page: int = 1, limit: int | None = None,
-                             role: str | None = None, since: str | None = None) -> TPage:
+    def get_member_data_page(
+        self,
+        page: int = 1,
+        limit: int | None = None,
+        role: str | None = None,
+        since: str | None = None,
+    ) -> TPage:
         members = [
             dict(m) for m in self.platform.members if role is None or role in m.get("roles", [])
         ]
@@ -367,7 +384,8 @@ def to_flask(resp: LtiResponse) -> FlaskResponse:
         if isinstance(data, dict) and "content" in data:
             data = data["content"]
         response = FlaskResponse(
-            "" if data is None else json.dumps(data), status=resp.code,
+            "" if data is None else json.dumps(data),
+            status=resp.code,
             content_type=resp.media_type,
         )
         if isinstance(resp.result, dict) and resp.result.get("next"):
@@ -478,8 +496,11 @@ class LtiPlatform:
         @app.route("/ags/<context_id>/lineitems", methods=["GET", "POST"])
         def lineitems(context_id: str) -> Any:
             book = Gradebook(FlaskRequest(request), self.conf(), self, context_id)
-            handler = book.handle_get_lineitems if request.method == "GET" else (
-                book.handle_create_lineitem)
+            handler = (
+                book.handle_get_lineitems
+                if request.method == "GET"
+                else (book.handle_create_lineitem)
+            )
             return self._serve(book, handler)
 
         @app.route("/ags/<context_id>/lineitems/<item_id>", methods=["GET", "PUT", "DELETE"])
@@ -527,15 +548,19 @@ class LtiPlatform:
         audiences = assertion.get("aud")
         audiences = audiences if isinstance(audiences, list) else [audiences]
         problems = [
-            name for name, ok in (
-                ("client_assertion_type",
-                 form.get("client_assertion_type") == CLIENT_ASSERTION_TYPE),
+            name
+            for name, ok in (
+                (
+                    "client_assertion_type",
+                    form.get("client_assertion_type") == CLIENT_ASSERTION_TYPE,
+                ),
                 ("iss", assertion.get("iss") == tool.client_id),
                 ("sub", assertion.get("sub") == tool.client_id),
                 ("aud", self.base_url + "/token" in audiences),
                 ("jti", bool(assertion.get("jti"))),
                 ("exp", isinstance(assertion.get("exp"), int)),
-            ) if not ok
+            )
+            if not ok
         ]
         if problems:
             self.records.token_refusals.append((401, ",".join(problems)))

@@ -93,8 +93,9 @@ def follow(http: requests.Session, response: requests.Response, tool_url: str) -
     return response
 
 
-def launched(lp: LtiPlatform, plan: LaunchPlan, tool_url: str) -> tuple[requests.Session,
-                                                                         requests.Response]:
+def launched(
+    lp: LtiPlatform, plan: LaunchPlan, tool_url: str
+) -> tuple[requests.Session, requests.Response]:
     http = requests.Session()
     answer = run_launch(http, lp.plan(plan), tool_url)
     assert answer.status_code == 303, (answer.status_code, answer.text[:800])
@@ -128,9 +129,12 @@ def record(db: Database, sub: str, score: float, maximum: float, comment: str) -
     with db.session_scope() as session:
         member = session.get(Member, member_id)
         assert member is not None
-        link = session.scalars(select(ResourceLink).where(
-            ResourceLink.course_id == member.course_id,
-            ResourceLink.resource_link_id == "rl-lp-1")).one()
+        link = session.scalars(
+            select(ResourceLink).where(
+                ResourceLink.course_id == member.course_id,
+                ResourceLink.resource_link_id == "rl-lp-1",
+            )
+        ).one()
         item = grade_item_for(session, link, GRADABLE)
         row = record_score(session, member, item, score, maximum, Progress.FINAL, comment)
         assert row is not None
@@ -167,8 +171,7 @@ def test_a_resource_link_launch_built_by_lti1p3platform_is_accepted(lp, db, tool
     tokens = set(re.findall(r"[?&](?:amp;)?ts=([\w.-]+)", page.text))
     assert tokens, page.text[:800]
     for ts in {*tokens, query_of(page.url)["ts"]}:
-        again = http.get(tool_url + "/course", params={"ts": ts}, allow_redirects=False,
-                         timeout=10)
+        again = http.get(tool_url + "/course", params={"ts": ts}, allow_redirects=False, timeout=10)
         assert again.status_code == 200
     assert http.get(tool_url + "/course", allow_redirects=False, timeout=10).status_code == 401
 
@@ -187,14 +190,20 @@ def test_a_resource_link_launch_built_by_lti1p3platform_is_accepted(lp, db, tool
         course = session.get(Course, member.course_id)
         assert course is not None
         assert (course.context_id, course.title, course.label) == (
-            CONTEXT, "多文化共生コーディネーター研修", "MCC-1")
+            CONTEXT,
+            "多文化共生コーディネーター研修",
+            "MCC-1",
+        )
         assert course.memberships_url == lp.memberships_url(CONTEXT) + "?limit=2"
         link = session.scalars(select(ResourceLink)).one()
         assert (link.resource_link_id, link.title) == ("rl-lp-1", "Module A (lti1p3platform)")
         assert link.lineitems_url == lp.lineitems_url(CONTEXT)
         assert link.lineitem_url == lineitem
         assert set(link.ags_scopes.split()) == {
-            LINEITEM_SCOPE, SCORE_SCOPE, "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly"}
+            LINEITEM_SCOPE,
+            SCORE_SCOPE,
+            "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+        }
 
 
 # --- 2. deep linking --------------------------------------------------------------------------
@@ -202,17 +211,21 @@ def test_a_resource_link_launch_built_by_lti1p3platform_is_accepted(lp, db, tool
 
 def test_a_deep_linking_response_is_accepted_by_lti1p3platform(lp, db, tool_url):
     data = f"section-3:{uuid.uuid4().hex}"
-    http, picker = launched(lp, LaunchPlan(user=INSTRUCTOR, deep_link=True, dl_data=data),
-                            tool_url)
+    http, picker = launched(lp, LaunchPlan(user=INSTRUCTOR, deep_link=True, dl_data=data), tool_url)
     assert urlsplit(picker.url).path == "/link/pick"
     assert 'value="module:A"' in picker.text and 'value="quiz:final"' in picker.text
     assert 'type="checkbox"' in picker.text  # lti1p3platform accepts several items
 
     chosen = http.post(
         tool_url + "/link/pick",
-        data=[("ts", query_of(picker.url)["ts"]), ("csrf_token", csrf_of(picker)),
-              ("item", "module:A"), ("item", "quiz:final")],
-        allow_redirects=False, timeout=10,
+        data=[
+            ("ts", query_of(picker.url)["ts"]),
+            ("csrf_token", csrf_of(picker)),
+            ("item", "module:A"),
+            ("item", "quiz:final"),
+        ],
+        allow_redirects=False,
+        timeout=10,
     )
     assert chosen.status_code == 200, chosen.text[:800]
     action, fields = parse_form(chosen.text)
@@ -229,8 +242,12 @@ def test_a_deep_linking_response_is_accepted_by_lti1p3platform(lp, db, tool_url)
     # (furigana markup removed from titles).
     expected = [
         ("module:A", "科目 A", "科目 A の説明。", "module-completion"),
-        ("quiz:final", "修了認定テスト", "A〜Eの全領域から出題される修了認定テスト。",
-         "completion-test"),
+        (
+            "quiz:final",
+            "修了認定テスト",
+            "A〜Eの全領域から出題される修了認定テスト。",
+            "completion-test",
+        ),
     ]
     assert returned.content_items == [
         {
@@ -296,7 +313,8 @@ def test_a_recorded_score_reaches_lti1p3platforms_line_item(lp, db, config, tool
 
 
 def test_without_a_line_item_the_tool_finds_or_creates_one_through_lti1p3platform(
-        lp, db, config, tool_url):
+    lp, db, config, tool_url
+):
     # The launch offers only the line items container (lti1p3platform's `lineitems`).
     launched(lp, LaunchPlan(user=LEARNER), tool_url)
     record(db, LEARNER.sub, 80, 100, "")
@@ -321,7 +339,10 @@ def test_without_a_line_item_the_tool_finds_or_creates_one_through_lti1p3platfor
     (score,) = lp.records.scores
     assert score.lineitem_id == item_id
     assert (score.body["userId"], score.body["scoreGiven"], score.body["scoreMaximum"]) == (
-        LEARNER.sub, 80.0, 100.0)
+        LEARNER.sub,
+        80.0,
+        100.0,
+    )
     assert "comment" not in score.body
     assert [g.form["scope"] for g in lp.records.token_grants] == [LINEITEM_SCOPE, SCORE_SCOPE]
     with db.session_scope() as session:
@@ -333,11 +354,21 @@ def test_without_a_line_item_the_tool_finds_or_creates_one_through_lti1p3platfor
 
 def _roster() -> list[dict[str, Any]]:
     return [
-        {"user_id": INSTRUCTOR.sub, "roles": [MEMBERSHIP + "Instructor"], "name": INSTRUCTOR.name,
-         "email": INSTRUCTOR.email},
+        {
+            "user_id": INSTRUCTOR.sub,
+            "roles": [MEMBERSHIP + "Instructor"],
+            "name": INSTRUCTOR.name,
+            "email": INSTRUCTOR.email,
+        },
         {"user_id": LEARNER.sub, "roles": [MEMBERSHIP + "Learner"], "name": LEARNER.name},
-        {"user_id": "lp-t-2", "roles": ["Learner"], "name": "Nguyễn Thị Mai",
-         "given_name": "Mai", "family_name": "Nguyễn", "email": "mai@example.org"},
+        {
+            "user_id": "lp-t-2",
+            "roles": ["Learner"],
+            "name": "Nguyễn Thị Mai",
+            "given_name": "Mai",
+            "family_name": "Nguyễn",
+            "email": "mai@example.org",
+        },
         {"user_id": "lp-t-3", "roles": [MEMBERSHIP + "Learner"], "status": "Inactive"},
         {"user_id": "lp-ta", "roles": [LIS + "membership/Instructor#TeachingAssistant"]},
     ]
@@ -346,10 +377,14 @@ def _roster() -> list[dict[str, Any]]:
 def _members(db: Database) -> dict[str, tuple[str, bool, MemberSource, str | None, str | None]]:
     with db.session_scope() as session:
         rows = session.execute(
-            select(Person.sub, Member.roles, Member.active, Member.source, Person.name,
-                   Person.email).join(Member, Member.person_id == Person.id))
-        return {sub: (roles, active, source, name, email)
-                for sub, roles, active, source, name, email in rows}
+            select(
+                Person.sub, Member.roles, Member.active, Member.source, Person.name, Person.email
+            ).join(Member, Member.person_id == Person.id)
+        )
+        return {
+            sub: (roles, active, source, name, email)
+            for sub, roles, active, source, name, email in rows
+        }
 
 
 def test_sync_course_fills_the_roster_from_lti1p3platforms_memberships(lp, db, config, tool_url):
@@ -368,8 +403,13 @@ def test_sync_course_fills_the_roster_from_lti1p3platforms_memberships(lp, db, c
     (grant,) = lp.records.token_grants
     assert grant.form["scope"] == NRPS_SCOPE == grant.answer["scope"]
     assert _members(db) == {
-        INSTRUCTOR.sub: ("instructor", True, MemberSource.ROSTER, INSTRUCTOR.name,
-                         INSTRUCTOR.email),
+        INSTRUCTOR.sub: (
+            "instructor",
+            True,
+            MemberSource.ROSTER,
+            INSTRUCTOR.name,
+            INSTRUCTOR.email,
+        ),
         LEARNER.sub: ("learner", True, MemberSource.LAUNCH, LEARNER.name, LEARNER.email),
         "lp-t-2": ("learner", True, MemberSource.ROSTER, "Nguyễn Thị Mai", "mai@example.org"),
         "lp-t-3": ("learner", False, MemberSource.ROSTER, None, None),
@@ -396,29 +436,59 @@ def test_lti1p3platform_refuses_what_the_tool_did_not_sign(lp, tool_url):
     now = int(time.time())
     client_id = lp.tool.client_id
     assertion = jwt.encode(
-        {"iss": client_id, "sub": client_id, "aud": lp.base_url + "/token", "iat": now,
-         "exp": now + 60, "jti": uuid.uuid4().hex},
-        forger, algorithm="RS256", headers={"kid": kid})
-    refused = requests.post(lp.base_url + "/token", data={
-        "grant_type": "client_credentials",
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": assertion, "scope": SCORE_SCOPE}, timeout=10)
+        {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": lp.base_url + "/token",
+            "iat": now,
+            "exp": now + 60,
+            "jti": uuid.uuid4().hex,
+        },
+        forger,
+        algorithm="RS256",
+        headers={"kid": kid},
+    )
+    refused = requests.post(
+        lp.base_url + "/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+            "scope": SCORE_SCOPE,
+        },
+        timeout=10,
+    )
     assert refused.status_code == 401 and lp.records.token_grants == []
 
     response = jwt.encode(
-        {"iss": client_id, "aud": lp.issuer, "iat": now, "exp": now + 60, "nonce": "n",
-         LTI + "message_type": "LtiDeepLinkingResponse", LTI + "version": "1.3.0",
-         LTI + "deployment_id": lp.tool.deployment_id,
-         DL + "content_items": [{"type": "ltiResourceLink", "url": tool_url + "/x"}]},
-        forger, algorithm="RS256", headers={"kid": kid})
-    assert requests.post(lp.base_url + "/deep-link-return", data={"JWT": response},
-                         timeout=10).status_code == 400
+        {
+            "iss": client_id,
+            "aud": lp.issuer,
+            "iat": now,
+            "exp": now + 60,
+            "nonce": "n",
+            LTI + "message_type": "LtiDeepLinkingResponse",
+            LTI + "version": "1.3.0",
+            LTI + "deployment_id": lp.tool.deployment_id,
+            DL + "content_items": [{"type": "ltiResourceLink", "url": tool_url + "/x"}],
+        },
+        forger,
+        algorithm="RS256",
+        headers={"kid": kid},
+    )
+    assert (
+        requests.post(
+            lp.base_url + "/deep-link-return", data={"JWT": response}, timeout=10
+        ).status_code
+        == 400
+    )
     assert lp.records.deep_link_returns == []
 
     # And the services want lti1p3platform's own token.
     lp.add_lineitem(CONTEXT, "li-a", label="Module A", scoreMaximum=100)
     url = lp.lineitem_url(CONTEXT, "li-a") + "/scores"
     for headers in ({}, {"Authorization": "Bearer " + assertion}):
-        assert requests.post(url, json={"userId": "x"}, headers=headers,
-                             timeout=10).status_code == 401
+        assert (
+            requests.post(url, json={"userId": "x"}, headers=headers, timeout=10).status_code == 401
+        )
     assert lp.records.scores == []

@@ -27,15 +27,18 @@ class Browser:
         self.lms = lms
         self.http = requests.Session()
 
-    def login(self, reg: ToolRegistration, user: User, *, method: str = "POST",
-              **hint: Any) -> LoginResult:
+    def login(
+        self, reg: ToolRegistration, user: User, *, method: str = "POST", **hint: Any
+    ) -> LoginResult:
         import json
 
         params = self.lms.login_params(reg, user, message_hint=json.dumps(hint) if hint else None)
         if method == "POST":
             response = self.http.post(reg.login_url, data=params, allow_redirects=False, timeout=10)
         else:
-            response = self.http.get(reg.login_url, params=params, allow_redirects=False, timeout=10)
+            response = self.http.get(
+                reg.login_url, params=params, allow_redirects=False, timeout=10
+            )
         assert response.status_code == 302, (response.status_code, response.text[:500])
         location = response.headers["Location"]
         query = query_of(location)
@@ -48,8 +51,9 @@ class Browser:
         return parse_form(response.text)
 
     def post_launch(self, fields: dict[str, str], action: str | None = None) -> requests.Response:
-        return self.http.post(action or self.tool_url + "/lti/launch", data=fields,
-                              allow_redirects=False, timeout=10)
+        return self.http.post(
+            action or self.tool_url + "/lti/launch", data=fields, allow_redirects=False, timeout=10
+        )
 
     def launch(self, reg: ToolRegistration, user: User, **hint: Any) -> requests.Response:
         """A complete launch; returns the landing page (after the tool's 303)."""
@@ -60,8 +64,11 @@ class Browser:
         return self.get(response.headers["Location"])
 
     def get(self, url: str, **kwargs: Any) -> requests.Response:
-        return self.http.get(urljoin(self.tool_url, url), allow_redirects=False, timeout=10, **kwargs)
+        return self.http.get(
+            urljoin(self.tool_url, url), allow_redirects=False, timeout=10, **kwargs
+        )
 
     def post(self, url: str, data: dict[str, str], **kwargs: Any) -> requests.Response:
-        return self.http.post(urljoin(self.tool_url, url), data=data, allow_redirects=False,
-                              timeout=10, **kwargs)
+        return self.http.post(
+            urljoin(self.tool_url, url), data=data, allow_redirects=False, timeout=10, **kwargs
+        )

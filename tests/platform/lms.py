@@ -586,8 +586,12 @@ class TestLMS:
                     return Response("", status=409)
                 self.scores.latest[key] = stamp
                 self.scores.append(
-                    Score(lineitem=request.base_url, body=body, url=request.url,
-                          content_type=request.content_type or "")
+                    Score(
+                        lineitem=request.base_url,
+                        body=body,
+                        url=request.url,
+                        content_type=request.content_type or "",
+                    )
                 )
             return Response("", status=200)
 
