@@ -227,7 +227,7 @@ def tool_server(database_url: str, *, workers: int = 2) -> Iterator[str]:
                 "--workers",
                 str(workers),
                 "--worker-class",
-                "gthread",
+                os.environ.get("BENCH_WORKER_CLASS", "gthread"),
                 "--threads",
                 "4",
                 "--bind",
@@ -257,22 +257,42 @@ def tool_server(database_url: str, *, workers: int = 2) -> Iterator[str]:
             process.wait(timeout=20)
 
 
+_connections: dict[tuple[str, int, int], http.client.HTTPConnection] = {}
+
+
 def request(
     method: str, url: str, body: dict[str, str] | None = None, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP request, reusing this process's connection to the host as a browser does
+    (keep-alive; a server that closes it gets a new one)."""
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    key = (parts.hostname or "", parts.port or 80, os.getpid())
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     sent = dict(headers or {})
     payload = None
     if body is not None:
         payload = urlencode(body)
         sent["Content-Type"] = "application/x-www-form-urlencoded"
-    conn.request(method, path, body=payload, headers=sent)
-    response = conn.getresponse()
-    data = response.read()
-    conn.close()
-    return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+    for attempt in (1, 2):
+        conn = _connections.get(key)
+        if conn is None:
+            conn = http.client.HTTPConnection(key[0], key[1], timeout=30)
+            _connections[key] = conn
+        try:
+            conn.request(method, path, body=payload, headers=sent)
+            response = conn.getresponse()
+            data = response.read()
+        except (http.client.RemoteDisconnected, ConnectionError, http.client.BadStatusLine):
+            conn.close()
+            _connections.pop(key, None)
+            if attempt == 2:
+                raise
+            continue
+        if response.will_close:
+            conn.close()
+            _connections.pop(key, None)
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+    raise AssertionError("unreachable")
 
 
 def launch(
