@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
+from tests.conftest import make_user
+
 
 def token_of(page) -> str:
     return parse_qs(urlsplit(page.url).query)["ts"][0]
@@ -86,3 +88,38 @@ def test_settings_are_saved_per_course(browser, reg, instructor, learner):
     unit = browser.get(f"/modules/C/c01-first?ts={token_of(page)}")
     assert "youtube-nocookie.com/embed/abcdefghijk" in unit.text
     assert "frame-src https://www.youtube-nocookie.com" in unit.headers["Content-Security-Policy"]
+
+
+def test_settings_and_progress_stay_in_their_course(browser, reg, instructor, learner, lms):
+    staff = browser.launch(reg, instructor)
+    sts = token_of(staff)
+    form = browser.get(f"/modules/D/settings?ts={sts}")
+    browser.post(
+        "/modules/D/settings",
+        {
+            "ts": sts,
+            "csrf_token": csrf_of(form),
+            "required": "d01-first",
+            "note": "コース1だけ",
+        },
+    )
+    trainee = browser.launch(reg, learner)
+    unit = browser.get(f"/modules/D/d01-first?ts={token_of(trainee)}")
+    browser.post(
+        "/modules/D/d01-first/check",
+        {"ts": token_of(trainee), "csrf_token": csrf_of(unit), "d01-first-q1": "0"},
+    )
+    lms.course = {"id": "course-2", "title": "Another course", "label": "OTHER"}
+    try:
+        other = browser.launch(reg, make_user("Instructor", name="Other Teacher"))
+    finally:
+        lms.course = {
+            "id": "course-1",
+            "title": "外国人支援コーディネーター養成研修 2026",
+            "label": "FRSC-2026",
+        }
+    ots = token_of(other)
+    assert "コース1だけ" not in browser.get(f"/modules/D?ts={ots}").text
+    progress = browser.get(f"/modules/progress?ts={ots}")
+    assert "Nguyen Thi Lan" not in progress.text
+    assert "Nguyen Thi Lan" not in browser.get(f"/modules/progress.csv?ts={ots}").text

@@ -364,3 +364,74 @@ def test_settings_are_scoped_to_the_course_and_validated(browser, reg, instructo
     assert bad.status_code == 400
     with db.session_scope() as session:
         assert session.scalar(select(func.count()).select_from(QuizSettings)) == 0
+
+
+def _save_settings(staff, **changes):
+    form = {
+        "area:A": "3",
+        "area:B": "3",
+        "area:C": "3",
+        "area:D": "2",
+        "area:E": "2",
+        "time_limit": "30",
+        "attempts": "2",
+        "pass_percent": "70",
+        "per_page": "5",
+        "grading_rule": "best",
+        "review_policy": "immediately",
+        "opens": "",
+        "closes": "",
+    }
+    form.update(changes)
+    response = staff.post("/quiz/settings", form)
+    assert response.status_code == 303, response.text[:300]
+
+
+@pytest.mark.parametrize(
+    ("policy", "shown"), [("immediately", True), ("never", False), ("after_close", False)]
+)
+def test_feedback_follows_the_review_policy(browser, reg, learner, instructor, db, policy, shown):
+    staff = Trainee(browser, reg, instructor)
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).date().isoformat()
+    _save_settings(staff, review_policy=policy, closes=later)
+    trainee = Trainee(browser, reg, learner)
+    attempt_id = trainee.start()
+    answer_everything(trainee, db, attempt_id)
+    trainee.post(f"/quiz/attempt/{attempt_id}/submit")
+    result = trainee.get(f"/quiz/attempt/{attempt_id}/result")
+    assert result.status_code == 200
+    assert ('id="feedback-title"' in result.text) is shown
+    # Instructors always see the feedback.
+    assert 'id="feedback-title"' in staff.get(f"/quiz/attempt/{attempt_id}/result").text
+
+
+def test_a_closed_test_refuses_new_attempts_and_says_so(browser, reg, learner, instructor, db):
+    staff = Trainee(browser, reg, instructor)
+    _save_settings(staff)
+    with db.session_scope() as session:
+        settings = session.scalars(select(QuizSettings)).one()
+        settings.closes_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    trainee = Trainee(browser, reg, learner)
+    assert 'role="status"' in trainee.get("/quiz/").text
+    assert trainee.post("/quiz/start").status_code == 409
+
+
+def test_another_courses_instructor_sees_none_of_these_results(
+    browser, reg, learner, instructor, db, lms
+):
+    trainee = Trainee(browser, reg, learner)
+    attempt_id = trainee.start()
+    answer_everything(trainee, db, attempt_id)
+    trainee.post(f"/quiz/attempt/{attempt_id}/submit")
+    lms.course = {"id": "course-2", "title": "Another course", "label": "OTHER"}
+    try:
+        other = Trainee(browser, reg, make_user("Instructor", name="Other Teacher"))
+    finally:
+        lms.course = {
+            "id": "course-1",
+            "title": "外国人支援コーディネーター養成研修 2026",
+            "label": "FRSC-2026",
+        }
+    results = other.get("/quiz/results")
+    assert results.status_code == 200 and "Nguyen Thi Lan" not in results.text
+    assert other.get(f"/quiz/attempt/{attempt_id}/result").status_code == 404
