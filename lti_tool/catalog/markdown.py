@@ -6,6 +6,7 @@ sanitises the result anyway, allowing only the tags a unit needs.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import nh3
@@ -45,13 +46,23 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"scope"}, "td": set()}
 ALLOWED_SCHEMES = {"https", "http", "mailto", "tel"}
 
 
+# Ruby's `|` would split a Markdown table cell: before parsing, ruby groups use this private-use
+# character instead, which no text contains.
+_BAR = "\ue000"
+_PROTECTED_RUBY = re.compile(r"\{([^{}\ue000\n]+)\ue000([^{}\n]+)\}")
+
+
+def _protect(match: re.Match[str]) -> str:
+    return "{" + match.group(1) + _BAR + match.group(2).replace("|", _BAR) + "}"
+
+
 def _ruby_rule(state: StateInline, silent: bool) -> bool:
     if state.src[state.pos] != "{":
         return False
-    match = RUBY_PATTERN.match(state.src, state.pos)
+    match = _PROTECTED_RUBY.match(state.src, state.pos)
     if match is None:
         return False
-    readings = split_readings(match.group(1), match.group(2))
+    readings = split_readings(match.group(1), match.group(2).replace(_BAR, "|"))
     if readings is None:
         return False
     if not silent:
@@ -88,4 +99,5 @@ def sanitise(html: str) -> str:
 
 
 def render_markdown(source: str) -> Markup:
-    return Markup(sanitise(_PARSER.render(source)))  # noqa: S704 - sanitised by nh3 just above
+    protected = RUBY_PATTERN.sub(_protect, source)
+    return Markup(sanitise(_PARSER.render(protected)))  # noqa: S704 - sanitised by nh3 just above

@@ -90,3 +90,14 @@ def test_markdown_keeps_ruby_links_and_tables():
     assert "<ruby>相談<rp>(</rp><rt>そうだん</rt>" in html
     assert '<a href="https://www.moj.go.jp/isa/" rel="noopener noreferrer">ISA</a>' in html
     assert "<table>" in html
+
+
+def test_ruby_inside_a_table_keeps_the_table():
+    html = str(
+        render_markdown(
+            "| {国籍|こくせき} | {人数|にん|ずう} |\n|---|---|\n| {中国|ちゅうごく} | 1 |"
+        )
+    )
+    assert html.count("<th>") == 2 and html.count("<td>") == 2
+    assert "<th><ruby>国籍<rp>(</rp><rt>こくせき</rt>" in html
+    assert "<ruby>人<rp>(</rp><rt>にん</rt><rp>)</rp>数<rp>(</rp><rt>ずう</rt>" in html
