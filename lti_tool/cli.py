@@ -385,6 +385,46 @@ def content_check(root: Path | None, lint_details: bool) -> None:
             click.echo(f"  {finding.kind}: {finding.where}: {finding.detail}")
 
 
+@content.command("stats")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The content folder (default: CONTENT_DIR or ./content).",
+)
+def content_stats(root: Path | None) -> None:
+    """Units per area, characters per language, questions per area and type, scenarios."""
+    from collections import Counter
+
+    from lti_tool.catalog.loader import ContentInvalid, load_catalog
+    from lti_tool.catalog.ruby import strip_ruby
+    from lti_tool.config import content_dir
+
+    try:
+        catalog = load_catalog(root or content_dir())
+    except ContentInvalid as exc:
+        raise click.ClickException(f"{len(exc.problems)} problems: run `lti-tool content check`")
+    for module in catalog.modules:
+        chars: Counter[str] = Counter()
+        for unit in module.units:
+            for language, text in unit.sources_text.items():
+                chars[language] += len("".join(strip_ruby(text).split()))
+        click.echo(
+            f"area {module.id}: {len(module.units)} units; body characters "
+            + ", ".join(f"{lang} {chars[lang]}" for lang in ("ja", "ja-easy", "en"))
+            + f"; {sum(1 for u in module.units if u.has_easy)} with easy Japanese"
+        )
+    by_area = Counter(q.area for q in catalog.questions.values())
+    by_type = Counter(q.type for q in catalog.questions.values())
+    click.echo(
+        f"questions: {len(catalog.questions)}; by area "
+        + ", ".join(f"{a} {by_area[a]}" for a in sorted(by_area))
+        + "; by type "
+        + ", ".join(f"{t} {n}" for t, n in sorted(by_type.items()))
+    )
+    click.echo(f"scenarios: {len(catalog.scenarios)}; glossary terms: {len(catalog.glossary)}")
+
+
 @content.command("furigana")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--write", is_flag=True, help="Rewrite FILE in place (else print to stdout).")

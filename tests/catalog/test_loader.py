@@ -211,5 +211,14 @@ def test_glossary_terms_link_to_their_definitions():
     body = str(unit.body("ja"))
     assert '<a href="#term-0" title="単元の中心となる文章。"' in body
     assert body.count('href="#term-0"') == 1  # only the first use
-    assert [entry.term for _, entry in unit.linked_terms] == ["本文", "大切"]
+    # 大切 has no definition: a fixed reading only, not linked.
+    assert [entry.term for _, entry in unit.linked_terms] == ["本文"]
     assert "#term-" not in str(unit.body("en"))
+
+
+def test_content_stats_counts_units_characters_and_questions():
+    result = CliRunner().invoke(main, ["content", "stats", "--root", str(FIXTURE)])
+    assert result.exit_code == 0, result.output
+    assert "area A: 2 units; body characters ja " in result.output
+    assert "questions: 13; by area A 3, B 3, C 3, D 2, E 2" in result.output
+    assert "scenarios: 1; glossary terms: 2" in result.output
