@@ -403,7 +403,9 @@ def content_stats(root: Path | None) -> None:
     try:
         catalog = load_catalog(root or content_dir())
     except ContentInvalid as exc:
-        raise click.ClickException(f"{len(exc.problems)} problems: run `lti-tool content check`")
+        raise click.ClickException(
+            f"{len(exc.problems)} problems: run `lti-tool content check`"
+        ) from None
     for module in catalog.modules:
         chars: Counter[str] = Counter()
         for unit in module.units:
