@@ -152,6 +152,7 @@ def _clean(request: pytest.FixtureRequest) -> Iterator[None]:
         lms.members.clear()
         lms.score_failures.clear()
         lms.config_overrides.clear()
+        lms.on_jwks = None
         del lms.keys[1:]
 
 

@@ -350,6 +350,8 @@ def _link_terms(body: str, glossary: tuple[GlossaryEntry, ...]) -> tuple[str, li
     used: list[int] = []
     for index in sorted(range(len(glossary)), key=lambda i: -len(glossary[i].term)):
         entry = glossary[index]
+        if entry.definition is None:
+            continue  # a fixed reading only (for furigana proposals), not a term to explain
         ruby = re.compile(r"\{" + re.escape(entry.term) + r"\|[^{}\n]+\}")
         match = ruby.search(body)
         if match is None:
@@ -361,7 +363,7 @@ def _link_terms(body: str, glossary: tuple[GlossaryEntry, ...]) -> tuple[str, li
             continue
         else:
             span = match.span()
-        title = strip_ruby(entry.definition.ja if entry.definition else entry.en).replace('"', "'")
+        title = strip_ruby(entry.definition.ja).replace('"', "'")
         original = body[span[0] : span[1]]
         body = f'{body[: span[0]]}[{original}](#term-{index} "{title}"){body[span[1] :]}'
         used.append(index)

@@ -32,8 +32,6 @@ def _platform() -> demo.DemoPlatform:
     found = current_app.extensions.get("tsunagu.demo")
     if found is None:
         found = demo.DemoPlatform(runtime.config())
-        with get_db().session_scope() as session:
-            found.ensure_registered(session)
         current_app.extensions["tsunagu.demo"] = found
     return found
 
@@ -73,7 +71,11 @@ def _choice() -> tuple[demo.DemoPerson, demo.DemoCourse]:
 
 @bp.get("/")
 def index() -> ResponseReturnValue:
-    _platform()
+    # `lti-tool serve` registers the demo platform; the start page makes sure of it (only here:
+    # the auth and JWKS endpoints answer the tool in the middle of a launch and must not wait
+    # on a write).
+    with get_db().session_scope() as session:
+        _platform().ensure_registered(session)
     return _page("demo/index.html", people=demo.PEOPLE, courses=demo.COURSES)
 
 

@@ -400,15 +400,8 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
         return self
 
     def save_launch_data(self) -> _ToolMessageLaunch:
-        """Consume the login state: the one write of a valid launch, in its transaction."""
-        assert self.login_state is not None
-        result = self._db.execute(
-            delete(LoginState).where(LoginState.state == self.login_state.state)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise LtiRefused(
-                "state consumed concurrently", _l("This launch was already used."), status=401
-            )
+        # Validation only reads; the caller consumes the login state (consume_login_state) in
+        # the transaction that records the launch.
         return self
 
     def to_launch(self) -> Launch:
@@ -535,6 +528,16 @@ def _deep_linking(settings: object) -> DeepLinkingSettings | None:
         data=data if isinstance(data, str) else None,
         title=_opt_str(settings.get("title")),
     )
+
+
+def consume_login_state(session: Session, state: str) -> None:
+    """Delete the login state a valid launch used: single use across all workers, since a
+    second, concurrent use of the same state finds nothing to delete."""
+    result = session.execute(delete(LoginState).where(LoginState.state == state))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise LtiRefused(
+            "state consumed concurrently", _l("This launch was already used."), status=401
+        )
 
 
 def validate_launch(

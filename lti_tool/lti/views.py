@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
 from lti_tool import runtime
-from lti_tool.db import get_session
+from lti_tool.db import get_db, get_session
 from lti_tool.lti import keys
 from lti_tool.lti.errors import LtiRefused
-from lti_tool.lti.launch import Launch, validate_launch
+from lti_tool.lti.launch import Launch, consume_login_state, validate_launch
 from lti_tool.lti.login import start_login, state_cookie_name
 from lti_tool.lti.registration import (
     ToolUrls,
@@ -67,17 +67,21 @@ def launch() -> ResponseReturnValue:
                 error=request.form.get("error_description", request.form["error"])[:300],
             ),
         )
-    session = get_session()
     cfg = runtime.config()
-    validated = validate_launch(
-        request.form,
-        request.cookies,
-        session,
-        DbToolConf(session, cfg.secret_key),
-        runtime.platform_keys(),
-        iat_window=dt.timedelta(seconds=cfg.login_state_ttl),
-        leeway=cfg.iat_leeway,
-    )
+    # Validation reads only, in a transaction of its own: no lock is held while the platform's
+    # keys are fetched (SQLite has a single writer).
+    with get_db().read_scope() as reader:
+        validated = validate_launch(
+            request.form,
+            request.cookies,
+            reader,
+            DbToolConf(reader, cfg.secret_key),
+            runtime.platform_keys(),
+            iat_window=dt.timedelta(seconds=cfg.login_state_ttl),
+            leeway=cfg.iat_leeway,
+        )
+    session = get_session()
+    consume_login_state(session, request.form["state"])
     # What the launch opens (a picker, an item, a setup page) is the domain's business.
     handler: LaunchHandler = current_app.extensions["tsunagu.launch_handler"]
     response = handler(session, validated)

@@ -26,3 +26,23 @@ def test_instructor_launch_of_an_unlinked_activity_offers_the_choice(
     assert 'value="module:A"' in page.text
     overview = browser.get(page.url.replace("/link/setup", "/course/overview"))
     assert "Nguyen Thi Lan" in overview.text and "田中 花子" in overview.text
+
+
+def test_a_launch_holds_no_write_lock_while_it_fetches_the_platforms_keys(
+    app, browser, reg, learner, lms, db
+):
+    """A platform answering the JWKS request only after writing to the same database (the
+    demo LMS is served by the tool itself) must not deadlock the launch waiting for it."""
+    from sqlalchemy import update
+
+    from lti_tool.lti.models import Platform
+
+    def write_while_serving_keys() -> None:
+        with db.session_scope() as session:
+            session.execute(update(Platform).values(name=Platform.name))
+
+    app.extensions["tsunagu.platform_keys"].forget()
+    lms.on_jwks = write_while_serving_keys
+    page = browser.launch(reg, learner)
+    assert page.status_code == 200
+    assert lms.jwks_hits >= 1

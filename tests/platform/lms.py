@@ -173,6 +173,8 @@ class TestLMS:
         }
         # People the course page can launch by `sub` (see `course_page_url`).
         self.users: dict[str, User] = {}
+        # Called while serving the JWKS (a platform that itself waits on something).
+        self.on_jwks: Any = None
         self.app = self._build_app()
 
     # --- identity ------------------------------------------------------------------------------
@@ -348,6 +350,8 @@ class TestLMS:
         def jwks() -> Response:
             with self.lock:
                 self.jwks_hits += 1
+            if self.on_jwks is not None:
+                self.on_jwks()
             return jsonify({"keys": [key.jwk() for key in self.keys]})
 
         @app.get("/.well-known/openid-configuration")
