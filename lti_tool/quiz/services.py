@@ -15,6 +15,8 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -393,26 +395,35 @@ def save_answers(
         finish_attempt(session, catalog, attempt, auto=True)
         return SaveOutcome(0, late=True)
     snapshots = {entry["id"]: entry["snapshot"] for entry in attempt.questions}
-    existing = answers_of(session, attempt)
     now = utcnow()
-    saved = 0
-    for qid in question_ids:
-        snapshot = snapshots.get(qid)
-        if snapshot is None:
-            continue
-        response = _parse_response(snapshot, fields, qid)
-        row = existing.get(qid)
-        if row is None:
-            row = AttemptAnswer(attempt_id=attempt.id, question_id=qid)
-            session.add(row)
-            existing[qid] = row
-        row.response = response
-        if flagged is not None:
-            row.flagged = qid in flagged
-        row.saved_at = now
-        saved += 1
-    session.flush()
-    return SaveOutcome(saved, late=False)
+    rows = [
+        {
+            "attempt_id": attempt.id,
+            "question_id": qid,
+            "response": _parse_response(snapshots[qid], fields, qid),
+            "flagged": flagged is not None and qid in flagged,
+            "saved_at": now,
+        }
+        for qid in dict.fromkeys(question_ids)
+        if qid in snapshots
+    ]
+    if rows:
+        _upsert_answers(session, rows, keep_flags=flagged is None)
+    return SaveOutcome(len(rows), late=False)
+
+
+def _upsert_answers(session: Session, rows: list[dict[str, Any]], *, keep_flags: bool) -> None:
+    """Insert or update the answers in one statement (an answer is saved at every change)."""
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(AttemptAnswer).values(rows)
+    changes = {"response": statement.excluded.response, "saved_at": statement.excluded.saved_at}
+    if not keep_flags:
+        changes["flagged"] = statement.excluded.flagged
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["attempt_id", "question_id"], set_=changes
+        )
+    )
 
 
 def finish_attempt(session: Session, catalog: Catalog, attempt: Attempt, *, auto: bool) -> bool:

@@ -91,7 +91,12 @@ def test_a_test_attempt_is_accessible_and_saves_as_you_answer(axe, context, lms,
     assert frame.locator("#timer").inner_text().strip() != ""
     assert_accessible(axe, frame, lang)
     # Answering saves at once (no button pressed).
-    frame.locator("fieldset.question input[type=radio]").first.check()
+    # The first radio or checkbox answer of the page (not the flag), whatever the draw put there.
+    answers = (
+        "fieldset.question input[type=radio], "
+        "fieldset.question input[type=checkbox]:not([name=flagged])"
+    )
+    frame.locator(answers).first.check()
     frame.wait_for_selector("#save-status:not(:empty)", state="attached")
     with db.session_scope() as session:
         assert session.scalar(select(func.count()).select_from(AttemptAnswer)) == 1

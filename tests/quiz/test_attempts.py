@@ -223,17 +223,23 @@ def test_a_test_not_yet_open_says_when_it_opens(browser, reg, learner, instructo
 def test_switching_language_keeps_the_answers(browser, reg, learner, db):
     trainee = Trainee(browser, reg, learner)
     attempt_id = trainee.start()
-    first = attempt_row(db, attempt_id).questions[0]
+    questions = attempt_row(db, attempt_id).questions
+    # A single-choice question: its answer shows as `checked` on its page (5 a page).
+    number, chosen = next(
+        (n, q) for n, q in enumerate(questions, start=1) if q["snapshot"]["type"] == "single"
+    )
     trainee.post(
         f"/quiz/attempt/{attempt_id}/save",
         {"go": "page:1"},
-        [("question", first["id"]), *right_fields(first["snapshot"])],
+        [("question", chosen["id"]), *right_fields(chosen["snapshot"])],
     )
     switched = trainee.post("/language", {"lang": "en", "next": f"/quiz/attempt/{attempt_id}"})
     assert switched.status_code == 303
-    page = browser.get(switched.headers["Location"])
+    token = parse_qs(urlsplit(switched.headers["Location"]).query)["ts"][0]
+    page = browser.get(f"/quiz/attempt/{attempt_id}?page={(number - 1) // 5 + 1}&ts={token}")
     assert '<html lang="en">' in page.text
-    assert "checked" in page.text
+    answer = chosen["snapshot"]["answer"]
+    assert re.search(rf'id="q{number}-{answer}" value="{answer}"\s+checked', page.text)
 
 
 def _place_quiz_on_link(db, resource_link_id="rl-1"):
