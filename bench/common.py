@@ -11,7 +11,6 @@ import json
 import multiprocessing as mp
 import os
 import re
-import secrets
 import signal
 import socket
 import statistics
@@ -32,8 +31,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -53,33 +50,10 @@ def free_port() -> int:
 @contextmanager
 def database(kind: str) -> Iterator[str]:
     """A fresh, migrated database: 'sqlite' (a temp file) or 'postgresql' (dropped after)."""
-    from lti_tool.cli import upgrade_database
+    from tests.platform.databases import fresh_database
 
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            url = f"sqlite:///{folder}/bench.db"
-            upgrade_database(url)
-            yield url
-        return
-    name = f"tsunagu_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade_database(url)
+    with fresh_database(None if kind == "sqlite" else PG_SERVER, prefix="tsunagu_bench") as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :n AND pid <> pg_backend_pid()"
-                ),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 class Platform:

@@ -4,7 +4,6 @@ test LMS served over loopback HTTP, and factories for registrations, users and l
 from __future__ import annotations
 
 import os
-import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,18 +11,17 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine, delete, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from lti_tool.app import create_app
-from lti_tool.cli import upgrade_database
 from lti_tool.config import Config
 from lti_tool.db import Database
 from lti_tool.lti.keys import ensure_key
 from lti_tool.lti.models import RegisteredVia, ToolKey
 from lti_tool.lti.registration import save_platform
 from lti_tool.models import Base
+from tests.platform.databases import fresh_database
 from tests.platform.driver import Browser
 from tests.platform.lms import MEMBERSHIP, TestLMS, ToolRegistration, User
 from tests.platform.server import LiveServer
@@ -43,31 +41,9 @@ def _backend_label() -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server_url = os.environ.get("TEST_DATABASE_URL")
-    if not server_url:
-        path = tmp_path_factory.mktemp("db") / "tsunagu.db"
-        url = f"sqlite:///{path}"
-        upgrade_database(url)
+def database_url() -> Iterator[str]:
+    with fresh_database(os.environ.get("TEST_DATABASE_URL")) as url:
         yield url
-        return
-    # A fresh database of our own on the PostgreSQL server, dropped at the end.
-    name = f"tsunagu_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade_database(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")
