@@ -420,9 +420,7 @@ def _upsert_answers(session: Session, rows: list[dict[str, Any]], *, keep_flags:
     if not keep_flags:
         changes["flagged"] = statement.excluded.flagged
     session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["attempt_id", "question_id"], set_=changes
-        )
+        statement.on_conflict_do_update(index_elements=["attempt_id", "question_id"], set_=changes)
     )
 
 
