@@ -19,7 +19,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, Platform, csrf_in, database, launch, request, token_in, tool_server
+from common import (
+    ROOT,
+    Platform,
+    cpu_seconds,
+    csrf_in,
+    database,
+    gunicorn_pids,
+    launch,
+    request,
+    token_in,
+    tool_server,
+)
 
 sys.path.insert(0, str(ROOT))
 
@@ -147,6 +158,8 @@ def bench(backend: str, trainees: int, processes: int) -> None:
             for index in range(trainees):
                 landing, page = launch(platform, base, f"examinee-{index:03d}")
                 sessions.append((token_in(landing), csrf_in(page)))
+            pids = gunicorn_pids()
+            cpu_before = cpu_seconds(pids)
             queue: mp.Queue = mp.get_context("fork").Queue()
             chunks = [sessions[i::processes] for i in range(processes)]
             workers = [
@@ -158,6 +171,7 @@ def bench(backend: str, trainees: int, processes: int) -> None:
                 worker.start()
             results = [queue.get(timeout=600) for _ in workers]
             elapsed = time.monotonic() - started
+            tool_cpu = cpu_seconds(pids) - cpu_before
             for worker in workers:
                 worker.join(timeout=30)
             check = request("GET", f"{base}/health")[0]
@@ -176,6 +190,10 @@ def bench(backend: str, trainees: int, processes: int) -> None:
     print(
         f"{backend:10} submits: p50 {statistics.median(submits):.1f} ms, "
         f"p99 {pct(submits, 0.99):.1f} ms"
+    )
+    print(
+        f"{backend:10} tool CPU {tool_cpu:.1f} s over {elapsed:.1f} s "
+        f"({100 * tool_cpu / elapsed / 2:.0f}% of 2 cores; the rest: the load driver, PostgreSQL)"
     )
 
 

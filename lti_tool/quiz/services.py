@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import statistics
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -388,13 +389,29 @@ def save_answers(
 ) -> SaveOutcome:
     """Save the given questions' responses (and flags). Questions not in the attempt are
     ignored. Past the deadline nothing is saved: the attempt is submitted with what it had."""
-    attempt = attempt_for(session, ts, attempt_id)
+    # A lean read (no ORM object, and the drawn questions only once per worker and attempt):
+    # this runs at every answer a trainee gives.
+    condition = (
+        (Attempt.id == attempt_id)
+        & (Attempt.course_id == ts.course_id)
+        & (Attempt.member_id == ts.member_id)
+    )
+    attempt = session.execute(
+        select(Attempt.id, Attempt.status, Attempt.deadline_at, Attempt.started_at).where(condition)
+    ).first()
+    if attempt is None:
+        raise NotFound(_l("This attempt does not exist."))
     if attempt.status != AttemptStatus.OPEN:
         raise Conflict(_l("This attempt was already submitted."))
-    if is_late(attempt):
-        finish_attempt(session, catalog, attempt, auto=True)
+    if utcnow() > attempt.deadline_at + GRACE:
+        finish_attempt(session, catalog, attempt_for(session, ts, attempt_id), auto=True)
         return SaveOutcome(0, late=True)
-    snapshots = {entry["id"]: entry["snapshot"] for entry in attempt.questions}
+    # Keyed by id and start: a database that hands an id out again never gets another's shapes.
+    key = (attempt.id, attempt.started_at)
+    snapshots = _ANSWER_SHAPES.get(key)
+    if snapshots is None:
+        questions = session.scalar(select(Attempt.questions).where(condition))
+        snapshots = _remember_shapes(key, questions or [])
     now = utcnow()
     rows = [
         {
@@ -412,16 +429,51 @@ def save_answers(
     return SaveOutcome(len(rows), late=False)
 
 
+# What parsing an answer needs of each drawn question (type, number of options and pairs), by
+# open attempt. An open attempt's questions never change (regrading touches submitted ones).
+_ANSWER_SHAPES: OrderedDict[tuple[int, dt.datetime], dict[str, dict[str, Any]]] = OrderedDict()
+_SHAPES_KEPT = 2000
+
+
+def _remember_shapes(
+    key: tuple[int, dt.datetime], questions: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    shapes = {
+        entry["id"]: {
+            "type": entry["snapshot"]["type"],
+            "options": [None] * len(entry["snapshot"].get("options", [])),
+            "pairs": [None] * len(entry["snapshot"].get("pairs", [])),
+        }
+        for entry in questions
+    }
+    _ANSWER_SHAPES[key] = shapes
+    while len(_ANSWER_SHAPES) > _SHAPES_KEPT:
+        _ANSWER_SHAPES.popitem(last=False)
+    return shapes
+
+
+_UPSERTS: dict[tuple[str, bool], Any] = {}
+
+
+def _upsert_statement(dialect: str, keep_flags: bool) -> Any:
+    """Insert-or-update of one answer, built once per dialect (it runs at every answer)."""
+    key = (dialect, keep_flags)
+    if key not in _UPSERTS:
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(AttemptAnswer)
+        changes = {"response": statement.excluded.response, "saved_at": statement.excluded.saved_at}
+        if not keep_flags:
+            changes["flagged"] = statement.excluded.flagged
+        _UPSERTS[key] = statement.on_conflict_do_update(
+            index_elements=["attempt_id", "question_id"], set_=changes
+        )
+    return _UPSERTS[key]
+
+
 def _upsert_answers(session: Session, rows: list[dict[str, Any]], *, keep_flags: bool) -> None:
-    """Insert or update the answers in one statement (an answer is saved at every change)."""
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(AttemptAnswer).values(rows)
-    changes = {"response": statement.excluded.response, "saved_at": statement.excluded.saved_at}
-    if not keep_flags:
-        changes["flagged"] = statement.excluded.flagged
-    session.execute(
-        statement.on_conflict_do_update(index_elements=["attempt_id", "question_id"], set_=changes)
-    )
+    """Insert or update the answers (an answer is saved at every change)."""
+    statement = _upsert_statement(session.get_bind().dialect.name, keep_flags)
+    session.execute(statement, rows)
 
 
 def finish_attempt(session: Session, catalog: Catalog, attempt: Attempt, *, auto: bool) -> bool:
