@@ -13,8 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import os
-import socket
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,7 +27,6 @@ from lti_tool.config import Config
 from lti_tool.db import Database, utcnow
 from lti_tool.grading.models import GradeItem, GradeOutbox, OutboxStatus
 from lti_tool.identity.models import Course, Member, Person, ResourceLink
-from lti_tool.lti import claims as C
 from lti_tool.lti.ags import AgsClient, iso_seconds
 from lti_tool.lti.models import Deployment, Platform
 from lti_tool.lti.services import PlatformRef, ServiceClient, ServiceError
@@ -422,10 +419,6 @@ def _release(conn: Connection, ids: list[int]) -> int:
     return int(result.rowcount)
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def init_app(app: Flask) -> None:
     """Deliver the scores a request recorded, once its transaction has committed and its
     response is on its way (a failure here only leaves them for the worker)."""
@@ -443,6 +436,3 @@ def init_app(app: Flask) -> None:
 
             after.schedule(response, _deliver, "grade delivery")
         return response
-
-
-SCORE_SCOPES = (C.SCOPE_SCORE, C.SCOPE_LINEITEM)
