@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from flask import Flask
 from flask_babel import Babel
-from sqlalchemy import select
 
 from lti_tool import __version__
 from lti_tool.after_response import AfterResponse
 from lti_tool.config import Config
 from lti_tool.db import Database
-from lti_tool.lti.models import Platform, PlatformStatus
+from lti_tool.lti.platform_cache import PlatformCache, load_snapshot
 from lti_tool.lti.platform_keys import PlatformKeyCache
+from lti_tool.lti.state import StateSigner
 from lti_tool.web.context import init_session_handling
 from lti_tool.web.errors import init_error_pages
 from lti_tool.web.i18n import select_locale
@@ -21,16 +21,6 @@ from lti_tool.web.session import SessionCodec
 from lti_tool.web.templating import init_templating
 
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
-
-
-def _platform_urls(db: Database) -> list[str]:
-    with db.read_scope() as session:
-        rows = session.execute(
-            select(Platform.issuer, Platform.auth_login_url).where(
-                Platform.status == PlatformStatus.ACTIVE
-            )
-        )
-        return [url for row in rows for url in row]
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -62,7 +52,10 @@ def create_app(config: Config | None = None) -> Flask:
         timeout=config.http_timeout,
     )
     demo_origins = _demo_origins(config) if config.demo else ()
-    frame_ancestors = FrameAncestors(lambda: _platform_urls(db), extra=demo_origins)
+    platforms = PlatformCache(lambda: load_snapshot(db), ttl=config.registration_cache_ttl)
+    app.extensions["tsunagu.platforms"] = platforms
+    app.extensions["tsunagu.state_signer"] = StateSigner(config.secret_key)
+    frame_ancestors = FrameAncestors(platforms, extra=demo_origins)
     app.extensions["tsunagu.frame_ancestors"] = frame_ancestors
     init_security_headers(app, frame_ancestors, hsts=config.secure_transport)
     init_session_handling(app)

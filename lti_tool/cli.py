@@ -97,14 +97,14 @@ def db_downgrade(ctx: CliContext, revision: str) -> None:
 @db.command("prune")
 @pass_ctx
 def db_prune(ctx: CliContext) -> None:
-    """Delete expired login states and keys past their retirement."""
+    """Forget spent login states past their expiry, and keys past their retirement."""
     from lti_tool.lti.keys import prune_retired
-    from lti_tool.lti.login import prune_login_states
+    from lti_tool.lti.state import prune_used_states
 
     with ctx.db.session_scope() as session:
-        states = prune_login_states(session)
+        states = prune_used_states(session)
         keys_removed = prune_retired(session)
-    click.echo(f"pruned {states} login states, {keys_removed} retired keys")
+    click.echo(f"pruned {states} spent login states, {keys_removed} retired keys")
 
 
 # --- keys -------------------------------------------------------------------------------------

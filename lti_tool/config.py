@@ -64,6 +64,8 @@ class Config:
     iat_leeway: int = 120
     jwks_cache_ttl: int = 3600
     jwks_refetch_interval: int = 30
+    # How long a worker may use its snapshot of the registrations (0: read them every time).
+    registration_cache_ttl: float = 5.0
     key_retire_grace: int = 7 * 24 * 3600
     http_timeout: float = 10.0
     roster_refresh_interval: int = 3600

@@ -8,16 +8,21 @@ Services only `flush()`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import functools
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar, cast
 
 from flask import Flask, Response, current_app, g
 from sqlalchemy import DateTime, Enum, MetaData, String, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -103,7 +108,40 @@ def make_engine(database_url: str) -> Engine:
         )
         _tune_sqlite(engine)
         return engine
-    return create_engine(database_url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    engine = create_engine(database_url, pool_size=5, max_overflow=5)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection unused for this long is tested before it is handed out.
+IDLE_PING_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's pre-ping tests every checkout: a round trip on every request. Test only
+    connections that sat idle (a database restart or an idle timeout closes those); a busy
+    connection is proven by its last request. A failed test makes the pool connect anew."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["tsunagu_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("tsunagu_idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            ping(dbapi_conn)
+        except Exception as exc:
+            raise DisconnectionError("pooled connection failed its idle test") from exc
+
+
+def ping(dbapi_conn: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("SELECT 1")
+    cursor.close()
+    dbapi_conn.rollback()
 
 
 class Database:
@@ -112,6 +150,7 @@ class Database:
     def __init__(self, database_url: str) -> None:
         self.url = database_url
         self.engine = make_engine(database_url)
+        _refuse_writes(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -131,15 +170,27 @@ class Database:
         finally:
             session.close()
 
+    @property
+    def read_options(self) -> dict[str, Any]:
+        """Execution options of a read-only unit of work: on SQLite a deferred transaction (no
+        write lock), on PostgreSQL autocommit (no BEGIN and COMMIT round trips)."""
+        if self.is_sqlite:
+            return {"tsunagu_read_only": True}
+        return {"tsunagu_read_only": True, "isolation_level": "AUTOCOMMIT"}
+
+    def read_session(self) -> tuple[Session, Connection]:
+        conn = self.engine.connect().execution_options(**self.read_options)
+        return Session(bind=conn), conn
+
     @contextmanager
     def read_scope(self) -> Iterator[Session]:
-        """A read-only unit of work: on SQLite it takes no write lock."""
-        with self.engine.connect().execution_options(tsunagu_read_only=True) as conn:
-            session = Session(bind=conn)
-            try:
-                yield session
-            finally:
-                session.close()
+        """A read-only unit of work (it refuses to write)."""
+        session, conn = self.read_session()
+        try:
+            yield session
+        finally:
+            session.close()
+            conn.close()
 
     def init_app(self, app: Flask) -> None:
         app.extensions["tsunagu.db"] = self
@@ -156,6 +207,9 @@ class Database:
             session: Session | None = g.pop("_db_session", None)
             if session is not None:
                 session.close()
+            conn: Connection | None = g.pop("_db_read_conn", None)
+            if conn is not None:
+                conn.close()
 
 
 def get_db() -> Database:
@@ -164,10 +218,45 @@ def get_db() -> Database:
 
 
 def get_session() -> Session:
-    """The current request's session, opened on first use."""
+    """The current request's session, opened on first use (read-only in `read_only` views)."""
     session: Session | None = g.get("_db_session")
     if session is None:
-        session = get_db().sessions()
+        if g.get("_db_read_only"):
+            session, g._db_read_conn = get_db().read_session()
+        else:
+            session = get_db().sessions()
         g._db_session = session
         g._db_session_pending = session
     return session
+
+
+def read_only(view: F) -> F:
+    """The view only reads: its request's session takes no write lock (SQLite) and sends no
+    BEGIN or COMMIT (PostgreSQL). A write from it is refused (`ReadOnlyViolation`)."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        g._db_read_only = True
+        return view(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+_READ_STATEMENTS = frozenset({"SELECT", "WITH", "BEGIN"})
+
+
+class ReadOnlyViolation(RuntimeError):
+    """A read-only unit of work tried to write."""
+
+
+def _refuse_writes(engine: Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute")
+    def _check(
+        conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        if (
+            context is not None
+            and context.execution_options.get("tsunagu_read_only")
+            and statement.lstrip()[:7].split(None, 1)[0].upper() not in _READ_STATEMENTS
+        ):
+            raise ReadOnlyViolation(statement.split(None, 1)[0])

@@ -9,7 +9,9 @@ from flask import current_app
 if TYPE_CHECKING:
     from lti_tool.catalog.model import Catalog
     from lti_tool.config import Config
+    from lti_tool.lti.platform_cache import PlatformCache
     from lti_tool.lti.platform_keys import PlatformKeyCache
+    from lti_tool.lti.state import StateSigner
     from lti_tool.web.security import FrameAncestors
     from lti_tool.web.session import SessionCodec
 
@@ -32,3 +34,11 @@ def catalog() -> Catalog:
 
 def frame_ancestors() -> FrameAncestors:
     return cast("FrameAncestors", current_app.extensions["tsunagu.frame_ancestors"])
+
+
+def platforms() -> PlatformCache:
+    return cast("PlatformCache", current_app.extensions["tsunagu.platforms"])
+
+
+def state_signer() -> StateSigner:
+    return cast("StateSigner", current_app.extensions["tsunagu.state_signer"])

@@ -69,6 +69,8 @@ def make_config(database_url: str, base_url: str, tmp: Path, **changes: Any) -> 
         instance_dir=tmp,
         testing=True,
         jwks_refetch_interval=0,
+        # Tests change registrations behind the tool's back: read them on every request.
+        registration_cache_ttl=0,
         content_dir=FIXTURE_CONTENT,
     ).with_overrides(**changes)
 
@@ -120,7 +122,7 @@ def _clean(request: pytest.FixtureRequest) -> Iterator[None]:
             if table.name != ToolKey.__tablename__:
                 session.execute(delete(table))
     app.extensions["tsunagu.platform_keys"].forget()
-    app.extensions["tsunagu.frame_ancestors"].invalidate()
+    app.extensions["tsunagu.platforms"].invalidate()
     if lms is not None:
         lms.tools.clear()
         lms.scores.clear()

@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, select
 from lti_tool.cli import CliContext, main
 from lti_tool.db import Database, utcnow
 from lti_tool.lti.keys import signing_key
-from lti_tool.lti.models import LoginState, Platform, PlatformStatus, ToolKey
+from lti_tool.lti.models import Platform, PlatformStatus, ToolKey, UsedLoginState
 from tests.conftest import SECRET
 from tests.platform.driver import Browser
 from tests.platform.lms import TestLMS, ToolRegistration, User
@@ -327,28 +327,20 @@ def test_db_prune_removes_expired_states_and_retired_keys(cli, db, reg, tool_key
     now = utcnow()
     with db.session_scope() as session:
         platform_id = session.scalars(select(Platform.id)).one()
-        for state, expires in (
+        for key, expires in (
             ("expired", now - dt.timedelta(minutes=1)),
             ("current", now + dt.timedelta(minutes=5)),
         ):
-            session.add(
-                LoginState(
-                    state=state,
-                    nonce="n-" + state,
-                    platform_id=platform_id,
-                    created_at=now,
-                    expires_at=expires,
-                )
-            )
+            session.add(UsedLoginState(key=key, platform_id=platform_id, expires_at=expires))
     ok(cli("keys", "rotate", "--grace-days", "0"))
 
-    assert ok(cli("db", "prune")).strip() == "pruned 1 login states, 1 retired keys"
+    assert ok(cli("db", "prune")).strip() == "pruned 1 spent login states, 1 retired keys"
 
     with db.session_scope() as session:
-        assert list(session.scalars(select(LoginState.state))) == ["current"]
+        assert list(session.scalars(select(UsedLoginState.key))) == ["current"]
         assert session.scalar(select(func.count()).select_from(ToolKey)) >= 1
         signing_key(session, SECRET)
-    assert ok(cli("db", "prune")).strip() == "pruned 0 login states, 0 retired keys"
+    assert ok(cli("db", "prune")).strip() == "pruned 0 spent login states, 0 retired keys"
 
 
 def test_db_upgrade_is_idempotent(cli):

@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 
 from lti_tool import runtime
 from lti_tool.catalog.scenarios import Scenario
+from lti_tool.db import read_only
 from lti_tool.errors import NotFound
 from lti_tool.web.context import requires_session
 
@@ -15,6 +16,7 @@ bp = Blueprint("discussions", __name__, url_prefix="/scenarios", template_folder
 
 
 @bp.get("/")
+@read_only
 @requires_session
 def index() -> ResponseReturnValue:
     scenarios = sorted(runtime.catalog().scenarios.values(), key=lambda s: s.id)
@@ -22,6 +24,7 @@ def index() -> ResponseReturnValue:
 
 
 @bp.get("/<scenario_id>")
+@read_only
 @requires_session
 def scenario(scenario_id: str) -> ResponseReturnValue:
     found: Scenario | None = runtime.catalog().scenarios.get(scenario_id)

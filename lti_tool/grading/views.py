@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from lti_tool.db import get_session
+from lti_tool.db import get_session, read_only
 from lti_tool.errors import BadRequest
 from lti_tool.grading import services
 from lti_tool.web.context import requires_staff
@@ -14,6 +14,7 @@ bp = Blueprint("grading", __name__, template_folder="templates")
 
 
 @bp.get("/course/grades")
+@read_only
 @requires_staff
 def index() -> ResponseReturnValue:
     session = get_session()

@@ -6,7 +6,7 @@ from flask import Blueprint, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
 from lti_tool import runtime
-from lti_tool.db import get_session
+from lti_tool.db import get_session, read_only
 from lti_tool.errors import BadRequest
 from lti_tool.home import services
 from lti_tool.web.context import (
@@ -22,6 +22,7 @@ bp = Blueprint("home", __name__, template_folder="templates")
 
 
 @bp.get("/course")
+@read_only
 @requires_session
 def course() -> ResponseReturnValue:
     page = services.course_home(get_session(), runtime.catalog(), g.tool_session)
@@ -29,6 +30,7 @@ def course() -> ResponseReturnValue:
 
 
 @bp.get("/course/overview")
+@read_only
 @requires_staff
 def overview() -> ResponseReturnValue:
     page = services.course_overview(get_session(), g.tool_session)

@@ -3,9 +3,10 @@
 pylti1p3's `MessageLaunch` orders the steps and runs its message validators as a second
 opinion; each step is ours where pylti1p3 is too lenient (it skips `azp`, never deletes a used
 nonce, keeps state in a per-process cache, and answers bad input with exceptions that become
-500s). Every refusal is a `LtiRefused` with a message for the LMS admin; nothing is written
-until the whole launch is valid, and then the login state is consumed in the same transaction
-as the launch's own records.
+500s). Every refusal is a `LtiRefused` with a message for the LMS admin. Validation reads no
+database: the state is signed (lti/state.py) and the registrations come from the worker's
+snapshot. Nothing is written until the whole launch is valid, and then the state is spent in
+the same transaction as the launch's own records.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,16 +24,22 @@ from flask_babel import lazy_gettext as _l
 from pylti1p3.exception import LtiException
 from pylti1p3.message_launch import MessageLaunch
 from pylti1p3.request import Request as LtiRequest
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from lti_tool.db import utcnow
 from lti_tool.lti import claims as C
 from lti_tool.lti.errors import LtiRefused, inactive_registration
 from lti_tool.lti.login import state_cookie_name
-from lti_tool.lti.models import Deployment, LoginState, Platform
+from lti_tool.lti.platform_cache import KnownPlatform, PlatformCache
 from lti_tool.lti.platform_keys import PlatformKeyCache, UnknownKey
 from lti_tool.lti.roles import Role, map_roles
+from lti_tool.lti.state import (
+    MAX_STATE_LENGTH,
+    LoginState,
+    StateSigner,
+    prune_used_states,
+    spend,
+)
 from lti_tool.lti.toolconf import DbToolConf
 
 log = logging.getLogger(__name__)
@@ -70,6 +78,8 @@ class Launch:
 
     platform_id: int
     deployment_pk: int
+    # The login state this launch spends (see `consume_login_state`).
+    login_state: LoginState
     issuer: str
     client_id: str
     deployment_id: str
@@ -124,7 +134,8 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
         self,
         params: Mapping[str, str],
         cookies: Mapping[str, str],
-        session: Session,
+        platforms: PlatformCache,
+        signer: StateSigner,
         tool_conf: DbToolConf,
         key_cache: PlatformKeyCache,
         *,
@@ -140,13 +151,15 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
         )
         self._params = params
         self._cookies = cookies
-        self._db = session
+        self._platforms = platforms
+        self._snapshot = platforms.snapshot()
+        self._signer = signer
         self._key_cache = key_cache
         self._iat_window = iat_window
         self._leeway = leeway
-        self.login_state: Any = None
-        self.platform: Platform | None = None
-        self.deployment: Deployment | None = None
+        self.login_state: LoginState | None = None
+        self.platform: KnownPlatform | None = None
+        self.deployment_pk: int | None = None
         self.cookies_work = False
 
     def _get_request_param(self, key: str) -> str:
@@ -157,21 +170,17 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
 
     def validate_state(self) -> _ToolMessageLaunch:
         state = self._get_request_param("state")
-        if not state or len(state) > 64:
+        if not state or len(state) > MAX_STATE_LENGTH:
             raise LtiRefused("missing state", _l("The launch has no login state."))
-        row = self._db.execute(
-            select(
-                LoginState.state, LoginState.nonce, LoginState.platform_id, LoginState.expires_at
-            ).where(LoginState.state == state)
-        ).first()
-        if row is None or row.expires_at <= utcnow():
+        login_state = self._signer.decode(state)
+        if login_state is None or login_state.expired():
             raise LtiRefused(
-                "state not found or expired",
+                "state unknown or expired" if login_state is None else "state expired",
                 _l("This launch has expired or was already used."),
                 status=401,
                 hint=_l("Go back to the course page and open the activity again."),
             )
-        self.login_state = row
+        self.login_state = login_state
         # The cookie is a bonus, not a requirement: where the browser refused it the single-use
         # server-side state and the platform-signed nonce still bind this launch to its login.
         self.cookies_work = self._cookies.get(state_cookie_name(state)) == state
@@ -227,7 +236,10 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
     def get_client_id(self) -> str:
         # The login chose the registration; the token must be addressed to it (checked below).
         assert self.login_state is not None
-        platform = self._db.get(Platform, self.login_state.platform_id)
+        platform = self._snapshot.by_id.get(self.login_state.platform_id)
+        if platform is None:
+            self._snapshot = self._platforms.after_miss()
+            platform = self._snapshot.by_id.get(self.login_state.platform_id)
         if platform is None:
             return ""
         self._tool_config.remember(platform)
@@ -247,7 +259,7 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
                 status=401,
             ) from None
         assert self.login_state is not None
-        platform = self._db.get(Platform, self.login_state.platform_id)
+        platform = self._snapshot.by_id.get(self.login_state.platform_id)
         if platform is None or platform.issuer != iss:
             raise LtiRefused(
                 "iss does not match login",
@@ -355,13 +367,12 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
         deployment_id = self._jwt["body"].get(C.DEPLOYMENT_ID)
         if not isinstance(deployment_id, str) or not deployment_id:
             raise LtiRefused("deployment_id missing", _l("The launch names no deployment."))
-        self.deployment = self._db.scalars(
-            select(Deployment).where(
-                Deployment.platform_id == self.platform.id,
-                Deployment.deployment_id == deployment_id,
-            )
-        ).first()
-        if self.deployment is None:
+        self.deployment_pk = self.platform.deployments.get(deployment_id)
+        if self.deployment_pk is None:
+            self._snapshot = self._platforms.after_miss()
+            platform = self._snapshot.by_id.get(self.platform.id)
+            self.deployment_pk = platform.deployments.get(deployment_id) if platform else None
+        if self.deployment_pk is None:
             raise LtiRefused(
                 "deployment unknown",
                 _l(
@@ -405,8 +416,15 @@ class _ToolMessageLaunch(MessageLaunch):  # type: ignore[type-arg]
         return self
 
     def to_launch(self) -> Launch:
-        assert self.platform is not None and self.deployment is not None
-        return build_launch(self._jwt["body"], self.platform, self.deployment, self.cookies_work)
+        assert self.platform is not None and self.deployment_pk is not None
+        assert self.login_state is not None
+        return build_launch(
+            self._jwt["body"],
+            self.platform,
+            self.deployment_pk,
+            self.login_state,
+            self.cookies_work,
+        )
 
 
 def _check_placement_claims(body: Mapping[str, Any], message_type: str) -> None:
@@ -454,7 +472,11 @@ def _http_url(value: object) -> str | None:
 
 
 def build_launch(
-    body: Mapping[str, Any], platform: Platform, deployment: Deployment, cookies_work: bool
+    body: Mapping[str, Any],
+    platform: KnownPlatform,
+    deployment_pk: int,
+    login_state: LoginState,
+    cookies_work: bool,
 ) -> Launch:
     context_claim = body.get(C.CONTEXT)
     context = None
@@ -490,10 +512,11 @@ def build_launch(
         )
     return Launch(
         platform_id=platform.id,
-        deployment_pk=deployment.id,
+        deployment_pk=deployment_pk,
+        login_state=login_state,
         issuer=platform.issuer,
         client_id=platform.client_id,
-        deployment_id=deployment.deployment_id,
+        deployment_id=str(body[C.DEPLOYMENT_ID]),
         message_type=str(body[C.MESSAGE_TYPE]),
         sub=str(body["sub"]),
         name=_opt_str(body.get("name")),
@@ -530,31 +553,41 @@ def _deep_linking(settings: object) -> DeepLinkingSettings | None:
     )
 
 
-def consume_login_state(session: Session, state: str) -> None:
-    """Delete the login state a valid launch used: single use across all workers, since a
-    second, concurrent use of the same state finds nothing to delete."""
-    result = session.execute(delete(LoginState).where(LoginState.state == state))
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+# One in this many launches also forgets spent states past their expiry.
+PRUNE_EVERY = 64
+
+
+def consume_login_state(session: Session, launch: Launch) -> None:
+    """Spend the launch's login state, in the transaction that records the launch: single use
+    across all workers, since a second use (even a concurrent one) finds it already spent."""
+    if not spend(session, launch.login_state):
         raise LtiRefused(
-            "state consumed concurrently", _l("This launch was already used."), status=401
+            "state already used",
+            _l("This launch has expired or was already used."),
+            status=401,
+            hint=_l("Go back to the course page and open the activity again."),
         )
+    if secrets.randbelow(PRUNE_EVERY) == 0:
+        prune_used_states(session)
 
 
 def validate_launch(
     params: Mapping[str, str],
     cookies: Mapping[str, str],
-    session: Session,
+    platforms: PlatformCache,
+    signer: StateSigner,
     tool_conf: DbToolConf,
     key_cache: PlatformKeyCache,
     *,
     iat_window: dt.timedelta,
     leeway: int,
 ) -> Launch:
-    """Validate an id_token launch; raise `LtiRefused` on any failure."""
+    """Validate an id_token launch; raise `LtiRefused` on any failure. Reads no database."""
     message = _ToolMessageLaunch(
         params,
         cookies,
-        session,
+        platforms,
+        signer,
         tool_conf,
         key_cache,
         iat_window=iat_window,

@@ -1,32 +1,25 @@
 """OIDC third-party login initiation: the first step of every launch.
 
 The platform sends iss, login_hint, target_link_uri (and usually client_id, lti_message_hint,
-lti_deployment_id); we store a single-use state and nonce and send the browser to the
-platform's auth endpoint with our one fixed redirect URI.
+lti_deployment_id); we issue a signed state and its nonce (lti/state.py) and send the browser to
+the platform's auth endpoint with our one fixed redirect URI. A login reads the registrations
+from the worker's snapshot and writes nothing.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, insert, select
-from sqlalchemy.orm import Session
 
-from lti_tool.db import utcnow
 from lti_tool.lti.errors import LtiRefused, inactive_registration
-from lti_tool.lti.models import Deployment, LoginState, Platform, PlatformStatus
+from lti_tool.lti.platform_cache import KnownPlatform, PlatformCache, Snapshot
+from lti_tool.lti.state import StateSigner
 
 log = logging.getLogger(__name__)
-
-# One in this many logins also deletes expired login states.
-PRUNE_EVERY = 64
 
 
 def state_cookie_name(state: str) -> str:
@@ -61,30 +54,30 @@ def is_own_url(target: str, tool_base_url: str) -> bool:
     return parts.path == base_path or parts.path.startswith(base_path + "/")
 
 
-def _find_platform(session: Session, iss: str, client_id: str | None) -> Any:
-    """The registration's id, client_id, status and auth URL (a row: this is the hot path)."""
-    query = select(Platform.id, Platform.client_id, Platform.status, Platform.auth_login_url).where(
-        Platform.issuer == iss
-    )
-    if client_id:
-        query = query.where(Platform.client_id == client_id)
-    platforms = list(session.execute(query.limit(2)))
-    if not platforms:
+def _knows(snapshot: Snapshot, iss: str, client_id: str | None, deployment: str | None) -> bool:
+    found = snapshot.find(iss, client_id)
+    return len(found) == 1 and (deployment is None or deployment in found[0].deployments)
+
+
+def _find_platform(platforms: Snapshot, iss: str, client_id: str | None) -> KnownPlatform:
+    found = platforms.find(iss, client_id)
+    if not found:
         raise LtiRefused(
             "unknown issuer",
             _l("This tool is not registered with the platform “%(iss)s”.", iss=iss[:200]),
             status=403,
         )
-    if len(platforms) > 1:
+    if len(found) > 1:
         raise LtiRefused(
             "ambiguous issuer",
             _l("The platform has several registrations with this tool but sent no client_id."),
         )
-    return platforms[0]
+    return found[0]
 
 
 def start_login(
-    session: Session,
+    platforms: PlatformCache,
+    signer: StateSigner,
     params: Mapping[str, str],
     *,
     tool_base_url: str,
@@ -113,19 +106,15 @@ def start_login(
             "foreign target_link_uri",
             _l("The login request's target_link_uri does not point to this tool."),
         )
-    platform = _find_platform(session, iss, _param(params, "client_id", 255))
-    if platform.status != PlatformStatus.ACTIVE:
-        raise inactive_registration(platform.status)
+    client_id = _param(params, "client_id", 255)
     deployment_id = _param(params, "lti_deployment_id", 255)
-    if (
-        deployment_id is not None
-        and session.scalars(
-            select(Deployment.id).where(
-                Deployment.platform_id == platform.id, Deployment.deployment_id == deployment_id
-            )
-        ).first()
-        is None
-    ):
+    snapshot = platforms.snapshot()
+    if not _knows(snapshot, iss, client_id, deployment_id):
+        snapshot = platforms.after_miss()
+    platform = _find_platform(snapshot, iss, client_id)
+    if not platform.is_active:
+        raise inactive_registration(platform.status)
+    if deployment_id is not None and deployment_id not in platform.deployments:
         raise LtiRefused(
             "deployment unknown",
             _l(
@@ -135,20 +124,8 @@ def start_login(
             status=403,
         )
 
-    now = utcnow()
-    state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    session.execute(
-        insert(LoginState).values(
-            state=state,
-            nonce=nonce,
-            platform_id=platform.id,
-            created_at=now,
-            expires_at=now + dt.timedelta(seconds=state_ttl),
-        )
-    )
-    if secrets.randbelow(PRUNE_EVERY) == 0:
-        prune_login_states(session)
-
+    login_state = signer.issue(platform.id, state_ttl)
+    state = signer.encode(login_state)
     query = {
         "scope": "openid",
         "response_type": "id_token",
@@ -158,7 +135,7 @@ def start_login(
         "redirect_uri": redirect_uri,
         "login_hint": login_hint,
         "state": state,
-        "nonce": nonce,
+        "nonce": login_state.nonce,
     }
     message_hint = _param(params, "lti_message_hint", 4096)
     if message_hint is not None:
@@ -172,8 +149,3 @@ def _with_query(base_url: str, extra: Mapping[str, str]) -> str:
     parts = urlsplit(base_url)
     query = parts.query + ("&" if parts.query else "") + urlencode(extra)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
-
-
-def prune_login_states(session: Session) -> int:
-    result = session.execute(delete(LoginState).where(LoginState.expires_at < utcnow()))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""Registrations (platform + client_id), deployments, tool keys and OIDC login state."""
+"""Registrations (platform + client_id), deployments, tool keys and spent OIDC login states."""
 
 from __future__ import annotations
 
@@ -92,20 +92,17 @@ class ToolKey(Base):
     retire_after: Mapped[dt.datetime | None]
 
 
-class LoginState(Base):
-    """Server-side, single-use OIDC login state: deleted by the launch that uses it.
+class UsedLoginState(Base):
+    """An OIDC login state a launch has spent (states are signed, not stored, until used).
 
-    The nonce sent to the platform is kept here; the platform signs it into the id_token, so a
-    launch binds to this login even where the browser refused the state cookie.
+    Kept until the state's own expiry, so that a replayed launch POST is refused on any worker.
     """
 
-    __tablename__ = "lti_login_state"
-    __table_args__ = (Index("ix_lti_login_state_expires_at", "expires_at"),)
+    __tablename__ = "lti_used_state"
+    __table_args__ = (Index("ix_lti_used_state_expires_at", "expires_at"),)
 
-    state: Mapped[str] = mapped_column(String(64), primary_key=True)
-    nonce: Mapped[str] = mapped_column(String(64), unique=True)
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
     platform_id: Mapped[int] = mapped_column(ForeignKey("lti_platform.id", ondelete="CASCADE"))
-    created_at: Mapped[timestamp]
     expires_at: Mapped[dt.datetime]
 
 

@@ -13,6 +13,9 @@ from sqlalchemy.orm import Session
 
 from lti_tool.lti.keys import signing_key
 from lti_tool.lti.models import Deployment, Platform
+from lti_tool.lti.platform_cache import KnownPlatform
+
+AnyPlatform = Platform | KnownPlatform
 
 
 class DbToolConf(ToolConfAbstract):  # type: ignore[type-arg]
@@ -22,9 +25,9 @@ class DbToolConf(ToolConfAbstract):  # type: ignore[type-arg]
         super().__init__()
         self._session = session
         self._secret_key = secret_key
-        self._known: dict[tuple[str, str], Platform] = {}
+        self._known: dict[tuple[str, str], AnyPlatform] = {}
 
-    def remember(self, platform: Platform) -> None:
+    def remember(self, platform: AnyPlatform) -> None:
         """A registration already loaded in this unit of work (saves a query)."""
         self._known[(platform.issuer, platform.client_id)] = platform
 
@@ -34,7 +37,7 @@ class DbToolConf(ToolConfAbstract):  # type: ignore[type-arg]
     def check_iss_has_many_clients(self, iss: str) -> bool:
         return True
 
-    def find_platform(self, iss: str, client_id: str) -> Platform | None:
+    def find_platform(self, iss: str, client_id: str) -> AnyPlatform | None:
         known = self._known.get((iss, client_id))
         if known is not None:
             return known
@@ -74,7 +77,7 @@ class DbToolConf(ToolConfAbstract):  # type: ignore[type-arg]
             return None
         return LtiDeployment().set_deployment_id(found.deployment_id)
 
-    def registration_for(self, platform: Platform, *, with_keys: bool = True) -> LtiRegistration:
+    def registration_for(self, platform: AnyPlatform, *, with_keys: bool = True) -> LtiRegistration:
         registration = (
             LtiRegistration()
             .set_issuer(platform.issuer)

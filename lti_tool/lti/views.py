@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
 from lti_tool import runtime
-from lti_tool.db import get_db, get_session
+from lti_tool.db import get_session
 from lti_tool.lti import keys
 from lti_tool.lti.errors import LtiRefused
 from lti_tool.lti.launch import Launch, consume_login_state, validate_launch
@@ -46,7 +46,8 @@ def login() -> ResponseReturnValue:
     params = request.form if request.method == "POST" else request.args
     cfg = runtime.config()
     start = start_login(
-        get_session(),
+        runtime.platforms(),
+        runtime.state_signer(),
         params,
         tool_base_url=cfg.tool_base_url,
         redirect_uri=tool_urls().launch,
@@ -68,20 +69,20 @@ def launch() -> ResponseReturnValue:
             ),
         )
     cfg = runtime.config()
-    # Validation reads only, in a transaction of its own: no lock is held while the platform's
-    # keys are fetched (SQLite has a single writer).
-    with get_db().read_scope() as reader:
-        validated = validate_launch(
-            request.form,
-            request.cookies,
-            reader,
-            DbToolConf(reader, cfg.secret_key),
-            runtime.platform_keys(),
-            iat_window=dt.timedelta(seconds=cfg.login_state_ttl),
-            leeway=cfg.iat_leeway,
-        )
+    # Validation reads no database (signed state, registrations from the worker's snapshot),
+    # so no transaction is open while the platform's keys are fetched.
     session = get_session()
-    consume_login_state(session, request.form["state"])
+    validated = validate_launch(
+        request.form,
+        request.cookies,
+        runtime.platforms(),
+        runtime.state_signer(),
+        DbToolConf(session, cfg.secret_key),
+        runtime.platform_keys(),
+        iat_window=dt.timedelta(seconds=cfg.login_state_ttl),
+        leeway=cfg.iat_leeway,
+    )
+    consume_login_state(session, validated)
     # What the launch opens (a picker, an item, a setup page) is the domain's business.
     handler: LaunchHandler = current_app.extensions["tsunagu.launch_handler"]
     response = handler(session, validated)
@@ -164,15 +165,19 @@ def register_finish() -> ResponseReturnValue:
         raise LtiRefused("registration form altered", _l("This registration form was altered."))
     cfg = runtime.config()
     platform_config = fetch_platform_configuration(config_url, timeout=cfg.http_timeout)
+    session = get_session()
     result = register_with_platform(
-        get_session(),
+        session,
         platform_config,
         token or None,
         tool_urls(),
         timeout=cfg.http_timeout,
         pending=cfg.registration_approval,
     )
-    runtime.frame_ancestors().invalidate()
+    # Committed before the snapshot is dropped, so that no worker thread reloads it without the
+    # new registration (the LMS may launch the tool right after the dialog closes).
+    session.commit()
+    runtime.platforms().invalidate()
     response: Response = Response(
         render_template("lti/register_done.html", result=result, platform=platform_config)
     )

@@ -8,7 +8,7 @@ from markupsafe import Markup
 
 from lti_tool import runtime
 from lti_tool.catalog.model import Unit
-from lti_tool.db import get_session
+from lti_tool.db import get_session, read_only
 from lti_tool.home.services import safe_next
 from lti_tool.identity.models import Person
 from lti_tool.modules import services
@@ -23,6 +23,7 @@ def _aids() -> Person:
 
 
 @bp.get("/")
+@read_only
 @requires_session
 def index() -> ResponseReturnValue:
     pages = services.course_modules(get_session(), runtime.catalog(), g.tool_session)
@@ -30,6 +31,7 @@ def index() -> ResponseReturnValue:
 
 
 @bp.get("/<module_id>")
+@read_only
 @requires_session
 def module(module_id: str) -> ResponseReturnValue:
     page = services.module_page(get_session(), runtime.catalog(), g.tool_session, module_id)
@@ -107,6 +109,7 @@ def reading_aids() -> ResponseReturnValue:
 
 
 @bp.get("/progress")
+@read_only
 @requires_staff
 def progress() -> ResponseReturnValue:
     reports = services.progress_reports(get_session(), runtime.catalog(), g.tool_session.course_id)
@@ -114,6 +117,7 @@ def progress() -> ResponseReturnValue:
 
 
 @bp.get("/progress.csv")
+@read_only
 @requires_staff
 def progress_csv() -> ResponseReturnValue:
     reports = services.progress_reports(get_session(), runtime.catalog(), g.tool_session.course_id)

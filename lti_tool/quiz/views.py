@@ -11,7 +11,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
 
 from lti_tool import runtime
-from lti_tool.db import get_session
+from lti_tool.db import get_session, read_only
 from lti_tool.errors import BadRequest, Conflict
 from lti_tool.modules.services import format_date
 from lti_tool.quiz import services
@@ -159,6 +159,7 @@ def settings() -> ResponseReturnValue:
 
 
 @bp.get("/results")
+@read_only
 @requires_staff
 def results() -> ResponseReturnValue:
     page = services.results_page(get_session(), runtime.catalog(), g.tool_session)
@@ -166,6 +167,7 @@ def results() -> ResponseReturnValue:
 
 
 @bp.get("/results.csv")
+@read_only
 @requires_staff
 def results_csv() -> ResponseReturnValue:
     page = services.results_page(get_session(), runtime.catalog(), g.tool_session)

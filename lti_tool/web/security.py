@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, request
@@ -12,7 +12,8 @@ from flask_babel import lazy_gettext as _l
 
 from lti_tool.errors import BadRequest
 
-ORIGINS_TTL = 10.0
+if TYPE_CHECKING:
+    from lti_tool.lti.platform_cache import PlatformCache, Snapshot
 
 
 def origin_of(url: str) -> str | None:
@@ -26,29 +27,30 @@ def origin_of(url: str) -> str | None:
 
 
 class FrameAncestors:
-    """The origins allowed to frame the tool: every active platform's, refreshed every few
-    seconds (a cache only: the registration that changes it also calls `invalidate`)."""
+    """The origins allowed to frame the tool: every active platform's, from the registration
+    snapshot (so as fresh as it is; a registration made here invalidates it at once)."""
 
-    def __init__(self, load: Callable[[], Iterable[str]], extra: Iterable[str] = ()) -> None:
-        self._load = load
+    def __init__(self, platforms: PlatformCache, extra: Iterable[str] = ()) -> None:
+        self._platforms = platforms
         self._extra = tuple(extra)
-        self._value: str | None = None
-        self._loaded_at = 0.0
+        self._computed: tuple[Snapshot, str] | None = None
         self._lock = threading.Lock()
 
     def invalidate(self) -> None:
-        self._value = None
+        self._platforms.invalidate()
 
     def sources(self) -> str:
         """`'self'` and every allowed origin, as a CSP source list."""
-        now = time.monotonic()
-        if self._value is None or now - self._loaded_at > ORIGINS_TTL:
-            origins = {o for url in self._load() for o in [origin_of(url)] if o}
-            origins.update(self._extra)
-            with self._lock:
-                self._value = " ".join(["'self'", *sorted(origins)])
-                self._loaded_at = now
-        return self._value
+        snapshot = self._platforms.snapshot()
+        computed = self._computed
+        if computed is not None and computed[0] is snapshot:
+            return computed[1]
+        origins = {o for url in snapshot.active_urls() for o in [origin_of(url)] if o}
+        origins.update(self._extra)
+        value = " ".join(["'self'", *sorted(origins)])
+        with self._lock:
+            self._computed = (snapshot, value)
+        return value
 
 
 def content_security_policy(sources: str) -> str:

@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 
 from lti_tool.db import Database
 from lti_tool.identity.models import Course, Member, Person
-from lti_tool.lti.models import LoginState, ToolKey
+from lti_tool.lti.models import ToolKey, UsedLoginState
+from lti_tool.lti.state import StateSigner
 from lti_tool.models import Base
 from tests.platform.lms import PlatformKey, query_of
 
@@ -76,9 +77,13 @@ def launch_rows(db: Database) -> tuple[int, ...]:
         )
 
 
-def login_state_exists(db: Database, state: str) -> bool:
+def login_state_unspent(db: Database, state: str, secret: str) -> bool:
+    """The tool issued this state, it has not expired, and no launch has spent it yet."""
+    decoded = StateSigner(secret).decode(state)
+    if decoded is None or decoded.expired():
+        return False
     with db.read_scope() as session:
-        return session.get(LoginState, state) is not None
+        return session.get(UsedLoginState, decoded.key) is None
 
 
 def page_text(response: requests.Response) -> str:

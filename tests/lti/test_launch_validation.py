@@ -9,7 +9,6 @@ refused launch writes nothing but a log line, so the user can still retry from t
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,15 +18,16 @@ import pytest
 import requests
 from sqlalchemy import update
 
-from lti_tool.lti.models import LoginState, Platform, PlatformStatus, RegisteredVia
+from lti_tool.lti.models import Platform, PlatformStatus, RegisteredVia
 from lti_tool.lti.registration import save_platform
-from tests.conftest import make_user
+from lti_tool.lti.state import LoginState, StateSigner
+from tests.conftest import SECRET, make_user
 from tests.lti.launch_helpers import (
     ENGLISH,
     b64json,
     hs256_token,
     launch_rows,
-    login_state_exists,
+    login_state_unspent,
     page_text,
     rs256_without_kid,
     swap_body,
@@ -94,7 +94,7 @@ def assert_refused(
     # Nothing written: no launch rows, every table as it was, the login state still usable.
     assert launch_rows(db) == (0, 0, 0)
     assert table_counts(db) == forgery.before
-    assert login_state_exists(db, forgery.login.state)
+    assert login_state_unspent(db, forgery.login.state, SECRET)
     # The page explains without echoing the token back.
     id_token = forgery.sent.get("id_token", "")
     assert len(id_token) < 20 or id_token[:40] not in response.text
@@ -448,7 +448,7 @@ def test_replayed_id_token_with_a_fresh_login_is_refused(
     assert response.status_code == 401
     assert "The id_token's nonce does not belong to this login." in page_text(response)
     assert table_counts(db) == before
-    assert login_state_exists(db, fresh.state)
+    assert login_state_unspent(db, fresh.state, SECRET)
 
 
 def test_unknown_state_is_refused(forgery: Forgery, db: Any) -> None:
@@ -463,13 +463,23 @@ def test_missing_state_is_refused(forgery: Forgery, db: Any) -> None:
 
 
 def test_expired_state_is_refused(forgery: Forgery, db: Any) -> None:
-    with db.session_scope() as session:
-        session.execute(
-            update(LoginState)
-            .where(LoginState.state == forgery.login.state)
-            .values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
-        )
-    response = forgery.post(forgery.fields(forgery.sign()))
+    # The same state (so the id_token's nonce still matches), signed by the tool, but expired.
+    signer = StateSigner(SECRET)
+    issued = signer.decode(forgery.login.state)
+    assert issued is not None
+    expired = LoginState(issued.key, issued.platform_id, _now() - 1, issued.nonce)
+    fields = {**forgery.fields(forgery.sign()), "state": signer.encode(expired)}
+    response = forgery.post(fields)
+    assert_refused(response, 401, "This launch has expired or was already used.", forgery, db)
+
+
+@pytest.mark.parametrize("part", [1, 2, 3])
+def test_tampered_state_is_refused(forgery: Forgery, db: Any, part: int) -> None:
+    # Another platform, a later expiry, or a made-up MAC: the state's MAC no longer checks out.
+    pieces = forgery.login.state.split(".")
+    pieces[part] = {1: "999", 2: str(_now() + 86400), 3: "A" * 32}[part]
+    fields = {**forgery.fields(forgery.sign()), "state": ".".join(pieces)}
+    response = forgery.post(fields)
     assert_refused(response, 401, "This launch has expired or was already used.", forgery, db)
 
 
@@ -596,5 +606,5 @@ def test_refused_launch_leaves_the_login_usable(forgery: Forgery, db: Any) -> No
     assert_refused(refused, 401, "The id_token's nonce does not belong to this login.", forgery, db)
     genuine = forgery.post(forgery.fields(forgery.sign()))
     assert genuine.status_code == 303
-    assert not login_state_exists(db, forgery.login.state)
+    assert not login_state_unspent(db, forgery.login.state, SECRET)
     assert launch_rows(db) == (1, 1, 1)

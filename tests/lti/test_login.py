@@ -1,7 +1,9 @@
-"""OIDC login initiation: what /lti/login accepts, what it refuses, and what it writes."""
+"""OIDC login initiation: what /lti/login accepts, what it refuses, and that it writes nothing
+(its state is signed; only the launch that spends it is recorded)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -10,8 +12,9 @@ import requests
 from sqlalchemy import select, update
 
 from lti_tool.lti.login import state_cookie_name
-from lti_tool.lti.models import LoginState, Platform, PlatformStatus
-from tests.conftest import make_user
+from lti_tool.lti.models import Platform, PlatformStatus, UsedLoginState
+from lti_tool.lti.state import StateSigner
+from tests.conftest import SECRET, make_user
 from tests.lti.launch_helpers import ENGLISH, page_text, table_counts
 from tests.platform.driver import Browser
 from tests.platform.lms import TestLMS, ToolRegistration, query_of
@@ -29,9 +32,9 @@ def _login(
     )
 
 
-def _states(db: Any) -> list[LoginState]:
+def _states(db: Any) -> list[UsedLoginState]:
     with db.read_scope() as session:
-        return list(session.scalars(select(LoginState)))
+        return list(session.scalars(select(UsedLoginState)))
 
 
 def _assert_refused(response: requests.Response, status: int, message: str, db: Any) -> None:
@@ -43,11 +46,13 @@ def _assert_refused(response: requests.Response, status: int, message: str, db: 
 
 
 @pytest.mark.parametrize("method", ["POST", "GET"])
-def test_login_writes_one_state_and_redirects_to_the_platform(
+def test_login_writes_nothing_and_redirects_to_the_platform_with_a_signed_state(
     browser: Browser, lms: TestLMS, reg: ToolRegistration, db: Any, method: str
 ) -> None:
     user = make_user("Learner")
+    before = table_counts(db)
     response = _login(browser, reg, lms.login_params(reg, user), method)
+    assert table_counts(db) == before
     assert response.status_code == 302
     location = response.headers["Location"]
     assert location.startswith(lms.base_url + "/auth?")
@@ -60,10 +65,17 @@ def test_login_writes_one_state_and_redirects_to_the_platform(
         "form_post",
         "openid",
     )
-    [state] = _states(db)
-    assert (state.state, state.nonce) == (query["state"], query["nonce"])
-    assert state.expires_at > state.created_at
-    assert response.cookies.get(state_cookie_name(state.state)) == state.state
+    state = StateSigner(SECRET).decode(query["state"])
+    assert state is not None and state.nonce == query["nonce"]
+    with db.read_scope() as session:
+        platform = session.scalars(select(Platform)).one()
+    assert state.platform_id == platform.id
+    assert 590 <= state.expires_at - time.time() <= 600
+    assert response.cookies.get(state_cookie_name(query["state"])) == query["state"]
+    # Another secret did not sign it, and no two logins share a state or a nonce.
+    assert StateSigner(SECRET + "x").decode(query["state"]) is None
+    again = query_of(_login(browser, reg, lms.login_params(reg, user), method).headers["Location"])
+    assert again["state"] != query["state"] and again["nonce"] != query["nonce"]
 
 
 @pytest.mark.parametrize("missing", ["iss", "login_hint", "target_link_uri"])
@@ -146,7 +158,8 @@ def test_login_for_issuer_with_two_registrations_needs_client_id(
     chosen = _login(browser, second, lms.login_params(second, make_user("Learner")))
     assert chosen.status_code == 302
     assert query_of(chosen.headers["Location"])["client_id"] == second.client_id
-    [state] = _states(db)
+    state = StateSigner(SECRET).decode(query_of(chosen.headers["Location"])["state"])
+    assert state is not None
     with db.read_scope() as session:
         platform = session.get(Platform, state.platform_id)
         assert platform is not None and platform.client_id == second.client_id != first.client_id

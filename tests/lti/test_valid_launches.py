@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from lti_tool.identity.models import Course, Member, Person, ResourceLink
-from lti_tool.lti.models import LoginState
-from tests.conftest import make_user
+from lti_tool.lti.models import UsedLoginState
+from lti_tool.lti.state import StateSigner
+from tests.conftest import SECRET, make_user
 from tests.lti.launch_helpers import html_lang, is_on_tool, open_overview, page_text
 from tests.platform.driver import Browser
 from tests.platform.lms import LTI, TestLMS, ToolRegistration
@@ -129,9 +130,12 @@ def test_login_by_get_or_post_launches(
     response = browser.post_launch(fields, action)
     assert response.status_code == 303
     assert browser.get(response.headers["Location"]).status_code == 200
-    # The launch consumed its login state.
+    # The launch spent its login state: recorded, until the state's own expiry.
+    state = StateSigner(SECRET).decode(login.state)
+    assert state is not None
     with db.read_scope() as session:
-        assert session.get(LoginState, login.state) is None
+        spent = session.get(UsedLoginState, state.key)
+        assert spent is not None and int(spent.expires_at.timestamp()) == state.expires_at
 
 
 @pytest.mark.parametrize(
