@@ -203,7 +203,7 @@ def tool_server(database_url: str, *, workers: int = 2) -> Iterator[str]:
                 "--worker-class",
                 os.environ.get("BENCH_WORKER_CLASS", "gthread"),
                 "--threads",
-                "4",
+                os.environ.get("BENCH_THREADS", "4"),
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--log-level",

@@ -8,7 +8,11 @@ Services only `flush()`.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import functools
+import os
+import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +21,7 @@ from typing import Annotated, Any, ClassVar, TypeVar, cast
 
 from flask import Flask, Response, current_app, g
 from sqlalchemy import DateTime, Enum, MetaData, String, create_engine, event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -96,16 +100,130 @@ def _tune_sqlite(engine: Engine) -> None:
     # queue on busy_timeout. SQLite is the single-site backend; PostgreSQL serves production.
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        read_only = conn.get_execution_options().get("tsunagu_read_only", False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        if conn.get_execution_options().get("tsunagu_read_only", False):
+            conn.exec_driver_sql("BEGIN")
+            return
+        dbapi_conn = conn.connection.dbapi_connection
+        if isinstance(dbapi_conn, QueuedWriters):
+            dbapi_conn.queue_for_write()
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            if isinstance(dbapi_conn, QueuedWriters):
+                dbapi_conn.leave_queue()
+            raise
+
+
+WRITE_QUEUE_TIMEOUT = 10.0
+
+
+class WriteQueue:
+    """The writers of one SQLite file: the threads of this process queue on a lock, and the
+    processes on an advisory lock on a file beside the database, polled at a fine grain. A
+    writer that waits longer than `WRITE_QUEUE_TIMEOUT` goes on without its turn and meets
+    SQLite's own wait (so a stuck writer delays the others, never hangs them)."""
+
+    def __init__(self, lock_path: str | None) -> None:
+        self._threads = threading.Lock()
+        self._fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600) if lock_path else None
+
+    def enter(self) -> bool:
+        deadline = time.monotonic() + WRITE_QUEUE_TIMEOUT
+        if not self._threads.acquire(timeout=WRITE_QUEUE_TIMEOUT):
+            return False
+        if self._fd is None:
+            return True
+        pause = 0.0002
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    self._threads.release()
+                    return False
+                time.sleep(pause)
+                pause = min(pause * 2, 0.002)
+
+    def leave(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+
+# One queue of writers per database file, per process.
+_WRITE_QUEUES: dict[str, WriteQueue] = {}
+_WRITE_QUEUES_LOCK = threading.Lock()
+
+
+class QueuedWriters(sqlite3.Connection):
+    """A SQLite connection whose writers queue on a lock of their process.
+
+    SQLite lets one writer in at a time and makes the others poll, sleeping up to 100 ms
+    between tries: under load that poll is the whole tail latency. The threads of a process
+    wait on a lock instead and wake the moment the writer before them commits; only the
+    other worker processes still meet SQLite's own wait (`busy_timeout`).
+    """
+
+    write_queue: WriteQueue | None = None
+    _queued = False
+
+    def queue_for_write(self) -> None:
+        if self.write_queue is not None and not self._queued:
+            self._queued = self.write_queue.enter()
+
+    def leave_queue(self) -> None:
+        if self._queued:
+            self._queued = False
+            assert self.write_queue is not None
+            self.write_queue.leave()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.leave_queue()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.leave_queue()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.leave_queue()
+
+
+def _write_queue(database_url: str) -> WriteQueue:
+    path = make_url(database_url).database
+    lock_path = f"{path}-writers.lock" if path and path != ":memory:" else None
+    with _WRITE_QUEUES_LOCK:
+        queue = _WRITE_QUEUES.get(database_url)
+        if queue is None:
+            queue = _WRITE_QUEUES[database_url] = WriteQueue(lock_path)
+        return queue
 
 
 def make_engine(database_url: str) -> Engine:
     if database_url.startswith("sqlite"):
         engine = create_engine(
             database_url,
-            connect_args={"check_same_thread": False, "isolation_level": None},
+            connect_args={
+                "check_same_thread": False,
+                "isolation_level": None,
+                "factory": QueuedWriters,
+            },
         )
+        queue = _write_queue(database_url)
+
+        @event.listens_for(engine, "connect")
+        def _join_queue(dbapi_conn: Any, _record: Any) -> None:
+            if isinstance(dbapi_conn, QueuedWriters):
+                dbapi_conn.write_queue = queue
+
         _tune_sqlite(engine)
         return engine
     engine = create_engine(database_url, pool_size=5, max_overflow=5)

@@ -3,6 +3,8 @@ a request uses it, without a test round trip on every checkout of a busy connect
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -71,3 +73,65 @@ def test_an_idle_connection_the_server_dropped_is_replaced(
     finally:
         database.engine.dispose()
         admin.dispose()
+
+
+def test_sqlite_writers_queue_in_turn(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    lock_path = str(tmp_path / "db-writers.lock")
+    # Two queues on one file stand for two worker processes (flock is per open file).
+    first, second = db_module.WriteQueue(lock_path), db_module.WriteQueue(lock_path)
+    assert first.enter()
+    entered = threading.Event()
+
+    def _other() -> None:
+        if second.enter():
+            entered.set()
+            second.leave()
+
+    waiter = threading.Thread(target=_other)
+    waiter.start()
+    assert not entered.wait(0.2), "the other process's writer went in out of turn"
+    first.leave()
+    assert entered.wait(5), "the waiting writer was not let in"
+    waiter.join()
+    # A writer that waits too long goes on without its turn instead of hanging.
+    monkeypatch.setattr(db_module, "WRITE_QUEUE_TIMEOUT", 0.1)
+    assert first.enter()
+    started = time.monotonic()
+    assert second.enter() is False
+    assert time.monotonic() - started < 2
+    first.leave()
+    assert second.enter()
+    second.leave()
+
+
+def test_concurrent_sqlite_writers_all_commit(tmp_path: Any) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'queue.db'}")
+    with database.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE counter (n INTEGER)"))
+        conn.execute(text("INSERT INTO counter VALUES (0)"))
+    errors: list[BaseException] = []
+
+    def _add() -> None:
+        try:
+            for _ in range(25):
+                with database.session_scope() as session:
+                    value = session.execute(text("SELECT n FROM counter")).scalar_one()
+                    session.execute(text("UPDATE counter SET n = :n"), {"n": value + 1})
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=_add) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        with database.read_scope() as session:
+            # Read-modify-write in each transaction: no update lost.
+            assert session.execute(text("SELECT n FROM counter")).scalar_one() == 150
+        queue = db_module._write_queue(database.url)
+        assert queue.enter()  # nobody left holding it
+        queue.leave()
+    finally:
+        database.engine.dispose()

@@ -8,8 +8,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Flask
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_datetime, get_locale, get_translations
 from flask_babel import lazy_gettext as _l
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from markupsafe import Markup
 
 from lti_tool.catalog.ruby import render_inline
@@ -49,7 +51,26 @@ def localized(text: Mapping[str, Any] | None) -> Markup:
     return render_inline(str(text.get("ja" if locale == "ja" else "en") or text.get("en") or ""))
 
 
+@pass_context
+def _gettext(context: Context, message: str) -> str:
+    # The page's catalog, looked up once per render (`_catalog`) rather than on every string;
+    # macros imported without the page's context look it up themselves.
+    catalog = context.get("_catalog") or get_translations()
+    return str(catalog.ugettext(message))
+
+
+@pass_context
+def _ngettext(context: Context, singular: str, plural: str, n: int) -> str:
+    catalog = context.get("_catalog") or get_translations()
+    return str(catalog.ungettext(singular, plural, n))
+
+
 def init_templating(app: Flask) -> None:
+    # Replaces Flask-Babel's callables (same new-style semantics: autoescaped, %-formatted).
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        _gettext, _ngettext, newstyle=True
+    )
+
     app.jinja_env.filters.update(
         role_labels=role_labels,
         merge_query=merge_query,
@@ -59,4 +80,4 @@ def init_templating(app: Flask) -> None:
 
     @app.context_processor
     def _locale() -> dict[str, Any]:
-        return {"current_locale": str(get_locale() or "ja")}
+        return {"current_locale": str(get_locale() or "ja"), "_catalog": get_translations()}
