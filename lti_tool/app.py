@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Request, Response
+from flask.sessions import SessionInterface, SessionMixin
 from flask_babel import Babel
 
 from lti_tool import __version__
@@ -23,6 +24,16 @@ from lti_tool.web.templating import init_templating
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 
 
+class NoCookieSession(SessionInterface):
+    """Flask's `session` unused: a null session, never read from or written to a cookie."""
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        return self.make_null_session(app)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        return None
+
+
 def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     app = Flask(__name__, instance_path=str(config.instance_dir), static_folder="static")
@@ -37,6 +48,9 @@ def create_app(config: Config | None = None) -> Flask:
         SEND_FILE_MAX_AGE_DEFAULT=3600,
     )
     app.extensions["tsunagu.config"] = config
+    # The tool keeps no state in Flask's cookie session (sessions are signed tokens, see
+    # web/session.py): skip opening one on every request.
+    app.session_interface = NoCookieSession()
     init_logging(app, testing=config.testing)
 
     db = Database(config.database_url)

@@ -66,7 +66,8 @@ def init_security_headers(app: Flask, frame_ancestors: FrameAncestors, hsts: boo
     @app.before_request
     def _refuse_nul_bytes() -> None:
         # No text we accept contains NUL; PostgreSQL would refuse it deep inside a query.
-        for source in (request.args, request.form):
+        sources = (request.args, request.form) if request.method == "POST" else (request.args,)
+        for source in sources:
             for key, value in source.items(multi=True):
                 if "\x00" in key or "\x00" in value:
                     raise BadRequest(

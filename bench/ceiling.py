@@ -1,0 +1,108 @@
+"""What this machine allows, measured with the same load driver as the other benchmarks:
+a Flask hello-world under gunicorn (2 workers), and the tool's own /health (one SELECT 1)
+and a static file. Read the launch and page numbers against these.
+
+    .venv/bin/python bench/ceiling.py [--seconds 8] [--processes 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from common import (
+    cpu_seconds,
+    database,
+    free_port,
+    gunicorn_pids,
+    request,
+    run_load,
+    tool_server,
+)
+
+HELLO = """from flask import Flask
+app = Flask(__name__)
+
+@app.get("/")
+def hello():
+    return "ok"
+"""
+
+
+@contextmanager
+def hello_server() -> Iterator[tuple[str, list[int]]]:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "bench_hello.py").write_text(HELLO)
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class"),
+                *("gthread", "--threads", "4", "--bind", f"127.0.0.1:{port}"),
+                *("--chdir", folder, "--log-level", "warning", "bench_hello:app"),
+            ],
+            start_new_session=True,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if request("GET", base + "/")[0] == 200:
+                        break
+                except OSError:
+                    time.sleep(0.2)
+            pids = subprocess.run(
+                ["pgrep", "-f", "bench_hello:app"], capture_output=True, text=True
+            ).stdout.split()
+            yield base, [int(pid) for pid in pids]
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=20)
+
+
+def measure(label: str, url: str, pids: list[int], seconds: float, processes: int) -> None:
+    for _ in range(20):
+        request("GET", url)
+    before = cpu_seconds(pids)
+
+    def one(_index: int, _iteration: int) -> None:
+        status, _, _ = request("GET", url)
+        if status != 200:
+            raise RuntimeError(f"{url} answered {status}")
+
+    result = run_load(one, processes=processes, seconds=seconds)
+    used = cpu_seconds(pids) - before
+    print(result.line(f"{label:22} requests"))
+    if result.count:
+        print(f"{label:22} server CPU {1000 * used / result.count:.2f} ms per request")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--processes", type=int, default=4)
+    args = parser.parse_args()
+    with hello_server() as (base, pids):
+        measure("flask hello-world", base + "/", pids, args.seconds, args.processes)
+    with database("sqlite") as url, tool_server(url) as base:
+        pids = gunicorn_pids()
+        measure("tool /health", base + "/health", pids, args.seconds, args.processes)
+        measure(
+            "tool static file",
+            base + "/static/css/tsunagu.css",
+            pids,
+            args.seconds,
+            args.processes,
+        )
+
+
+if __name__ == "__main__":
+    main()
