@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Select, and_, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -106,14 +106,11 @@ def _changed(row: Any, prefix: str, wanted: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in wanted.items() if getattr(row, prefix + key) != value}
 
 
-def _refresh_known(session: Session, launch: Launch, context_key: str) -> LaunchRecord | None:
-    """A returning member, read in one query and refreshed with plain UPDATEs of only what
-    changed (the common case of a launch); None sends the caller down the general path."""
+def _known_member_query(with_link: bool) -> Select[Any]:
+    """A returning member with their course, person (and resource link), in one query. Built
+    once with bind parameters: a launch only binds values."""
     columns: list[Any] = [
         Member.id.label("member_id"),
-        Member.roles.label("m_roles"),
-        Member.active.label("m_active"),
-        Member.source.label("m_source"),
         Course.id.label("course_id"),
         Course.context_id.label("c_context_id"),
         Course.title.label("c_title"),
@@ -131,13 +128,13 @@ def _refresh_known(session: Session, launch: Launch, context_key: str) -> Launch
         .join(Course, Member.course_id == Course.id)
         .join(Person, Member.person_id == Person.id)
         .where(
-            Course.deployment_id == launch.deployment_pk,
-            Course.context_key == context_key,
-            Person.platform_id == launch.platform_id,
-            Person.sub == launch.sub,
+            Course.deployment_id == bindparam("deployment_pk"),
+            Course.context_key == bindparam("context_key"),
+            Person.platform_id == bindparam("platform_id"),
+            Person.sub == bindparam("sub"),
         )
     )
-    if launch.resource_link_id is not None:
+    if with_link:
         query = query.add_columns(
             ResourceLink.id.label("link_pk"),
             ResourceLink.title.label("l_title"),
@@ -148,10 +145,40 @@ def _refresh_known(session: Session, launch: Launch, context_key: str) -> Launch
             ResourceLink,
             and_(
                 ResourceLink.course_id == Course.id,
-                ResourceLink.resource_link_id == launch.resource_link_id,
+                ResourceLink.resource_link_id == bindparam("resource_link_id"),
             ),
         )
-    row = session.execute(query).first()
+    return query
+
+
+_KNOWN_MEMBER = {with_link: _known_member_query(with_link) for with_link in (False, True)}
+_MEMBER_LAUNCHED = (
+    update(Member.__table__)  # type: ignore[arg-type]
+    .where(Member.__table__.c.id == bindparam("member_id"))
+    .values(
+        roles=bindparam("roles"),
+        active=True,
+        source=MemberSource.LAUNCH,
+        last_launch_at=bindparam("now", type_=Member.__table__.c.last_launch_at.type),
+    )
+)
+
+
+def _refresh_known(session: Session, launch: Launch, context_key: str) -> LaunchRecord | None:
+    """A returning member, read in one query and refreshed with plain UPDATEs of only what
+    changed (the common case of a launch); None sends the caller down the general path."""
+    with_link = launch.resource_link_id is not None
+    conn = session.connection()
+    row = conn.execute(
+        _KNOWN_MEMBER[with_link],
+        {
+            "deployment_pk": launch.deployment_pk,
+            "context_key": context_key,
+            "platform_id": launch.platform_id,
+            "sub": launch.sub,
+            "resource_link_id": launch.resource_link_id,
+        },
+    ).first()
     if row is None:
         return None
     if launch.context is None and not row.c_title:
@@ -164,13 +191,9 @@ def _refresh_known(session: Session, launch: Launch, context_key: str) -> Launch
     if person_values:
         session.execute(update(Person).where(Person.id == row.person_id).values(**person_values))
     roles = encode_roles(launch.roles)
-    session.execute(
-        update(Member)
-        .where(Member.id == row.member_id)
-        .values(roles=roles, active=True, source=MemberSource.LAUNCH, last_launch_at=utcnow())
-    )
+    conn.execute(_MEMBER_LAUNCHED, {"member_id": row.member_id, "roles": roles, "now": utcnow()})
     link_pk = None
-    if launch.resource_link_id is not None:
+    if with_link:
         link_pk = row.link_pk
         link_values = _changed(row, "l_", _link_values(launch))
         if link_values:

@@ -17,8 +17,9 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import delete
+from sqlalchemy import Table, bindparam, delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -80,21 +81,37 @@ class StateSigner:
         return LoginState(key, int(platform), int(expires), self._nonce(key))
 
 
+_TABLE = cast(Table, UsedLoginState.__table__)
+_SPEND: dict[str, Any] = {}
+
+
+def _spend_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING, built once per dialect with bind parameters."""
+    statement = _SPEND.get(dialect)
+    if statement is None:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = _SPEND[dialect] = (
+            insert(_TABLE)
+            .values(
+                key=bindparam("key"),
+                platform_id=bindparam("platform_id"),
+                expires_at=bindparam("expires_at", type_=_TABLE.c.expires_at.type),
+            )
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(_TABLE.c.key)
+        )
+    return statement
+
+
 def spend(session: Session, state: LoginState) -> bool:
     """Record the state as used, in the caller's transaction; False if it already was."""
+    conn = session.connection()
     values = {
         "key": state.key,
         "platform_id": state.platform_id,
         "expires_at": dt.datetime.fromtimestamp(state.expires_at, dt.UTC),
     }
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        insert(UsedLoginState)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(UsedLoginState.key)
-    )
-    return session.execute(statement).first() is not None
+    return conn.execute(_spend_statement(conn.dialect.name), values).first() is not None
 
 
 def prune_used_states(session: Session) -> int:
