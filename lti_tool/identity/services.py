@@ -256,12 +256,17 @@ def record_launch(session: Session, launch: Launch) -> LaunchRecord:
     )
 
 
+_MEMBER_IN_COURSE = (
+    select(Member)
+    .options(joinedload(Member.person), joinedload(Member.course))
+    .where(Member.id == bindparam("member_id"), Member.course_id == bindparam("course_id"))
+)
+
+
 def load_member(session: Session, member_id: int, course_id: int) -> Member:
     """The member of a session, always checked against the session's course."""
     member = session.scalars(
-        select(Member)
-        .options(joinedload(Member.person), joinedload(Member.course))
-        .where(Member.id == member_id, Member.course_id == course_id)
+        _MEMBER_IN_COURSE, {"member_id": member_id, "course_id": course_id}
     ).first()
     if member is None:
         raise NotFound("member not found")

@@ -8,13 +8,17 @@ import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from lti_tool.catalog.model import Catalog, Module, Unit
 from lti_tool.db import utcnow
@@ -37,11 +41,21 @@ def module_key(module_id: str) -> str:
 # --- settings ---------------------------------------------------------------------------------
 
 
+# The queries every module and unit page runs, built once with bind parameters.
+_SETTINGS_OF_MODULE = select(ModuleSettings).where(
+    ModuleSettings.course_id == bindparam("course_id"),
+    ModuleSettings.module_id == bindparam("module_id"),
+)
+_SETTINGS_OF_COURSE = select(ModuleSettings).where(
+    ModuleSettings.course_id == bindparam("course_id")
+)
+_PROGRESS_OF_MEMBER = select(UnitProgress).where(UnitProgress.member_id == bindparam("member_id"))
+_PROGRESS_IN_MODULE = _PROGRESS_OF_MEMBER.where(UnitProgress.module_id == bindparam("module_id"))
+
+
 def settings_for(session: Session, course_id: int, module_id: str) -> ModuleSettings | None:
     return session.scalars(
-        select(ModuleSettings).where(
-            ModuleSettings.course_id == course_id, ModuleSettings.module_id == module_id
-        )
+        _SETTINGS_OF_MODULE, {"course_id": course_id, "module_id": module_id}
     ).first()
 
 
@@ -133,10 +147,13 @@ class ModulePage:
 def _progress_rows(
     session: Session, member_id: int, module_id: str | None = None
 ) -> dict[str, UnitProgress]:
-    query = select(UnitProgress).where(UnitProgress.member_id == member_id)
-    if module_id is not None:
-        query = query.where(UnitProgress.module_id == module_id)
-    return {row.unit_id: row for row in session.scalars(query)}
+    if module_id is None:
+        rows = session.scalars(_PROGRESS_OF_MEMBER, {"member_id": member_id})
+    else:
+        rows = session.scalars(
+            _PROGRESS_IN_MODULE, {"member_id": member_id, "module_id": module_id}
+        )
+    return {row.unit_id: row for row in rows}
 
 
 def _module_open(settings: ModuleSettings | None) -> bool:
@@ -158,9 +175,7 @@ def module_page(session: Session, catalog: Catalog, ts: ToolSession, module_id: 
 def course_modules(session: Session, catalog: Catalog, ts: ToolSession) -> list[ModulePage]:
     settings = {
         row.module_id: row
-        for row in session.scalars(
-            select(ModuleSettings).where(ModuleSettings.course_id == ts.course_id)
-        )
+        for row in session.scalars(_SETTINGS_OF_COURSE, {"course_id": ts.course_id})
     }
     progress = _progress_rows(session, ts.member_id)
     pages = []
@@ -230,7 +245,8 @@ def open_unit(
             log_detail="module not open yet",
         )
     unit = _unit(page.module, unit_id)
-    progress = _record_open(session, ts, page.module.id, unit.id)
+    known = next((status.progress for status in page.units if status.unit is unit), None)
+    progress = _note_open(session, ts, page.module.id, unit.id, known)
     units = [status.unit for status in page.units]
     index = units.index(unit)
     configured = page.settings.video_urls.get(unit.id) if page.settings else None
@@ -242,6 +258,73 @@ def open_unit(
         next=units[index + 1] if index + 1 < len(units) else None,
         video=video_for(configured or unit.video_url),
         position=index + 1,
+    )
+
+
+_PROGRESS = cast(Table, UnitProgress.__table__)
+_SEEN = (
+    update(_PROGRESS)
+    .where(_PROGRESS.c.id == bindparam("progress_id"))
+    .values(last_seen_at=bindparam("now", type_=_PROGRESS.c.last_seen_at.type))
+)
+_OPENED: dict[str, Any] = {}
+
+
+def _opened_statement(dialect: str) -> Any:
+    statement = _OPENED.get(dialect)
+    if statement is None:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        now = bindparam("now", type_=_PROGRESS.c.opened_at.type)
+        statement = _OPENED[dialect] = (
+            insert(_PROGRESS)
+            .values(
+                course_id=bindparam("course_id"),
+                member_id=bindparam("member_id"),
+                module_id=bindparam("module_id"),
+                unit_id=bindparam("unit_id"),
+                opened_at=now,
+                last_seen_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["member_id", "unit_id"])
+            .returning(_PROGRESS.c.id)
+        )
+    return statement
+
+
+def _note_open(
+    session: Session,
+    ts: ToolSession,
+    module_id: str,
+    unit_id: str,
+    known: UnitProgress | None,
+) -> UnitProgress:
+    """Record that the reader opened a unit, in one statement: the page's progress (to show;
+    changes to it are not saved)."""
+    now = utcnow()
+    conn = session.connection()
+    if known is not None:
+        conn.execute(_SEEN, {"progress_id": known.id, "now": now})
+        set_committed_value(known, "last_seen_at", now)
+        return known
+    values = {
+        "course_id": ts.course_id,
+        "member_id": ts.member_id,
+        "module_id": module_id,
+        "unit_id": unit_id,
+        "now": now,
+    }
+    inserted = conn.execute(_opened_statement(conn.dialect.name), values).first()
+    if inserted is None:
+        # The same reader opened it in another tab at the same moment.
+        return _record_open(session, ts, module_id, unit_id)
+    return UnitProgress(
+        id=inserted.id,
+        course_id=ts.course_id,
+        member_id=ts.member_id,
+        module_id=module_id,
+        unit_id=unit_id,
+        opened_at=now,
+        last_seen_at=now,
     )
 
 

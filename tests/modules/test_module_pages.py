@@ -5,6 +5,12 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
+from sqlalchemy import select
+
+from lti_tool.identity.models import Member
+from lti_tool.modules import services
+from lti_tool.modules.models import UnitProgress
+from lti_tool.web.session import ToolSession
 from tests.conftest import make_user
 
 
@@ -123,3 +129,51 @@ def test_settings_and_progress_stay_in_their_course(browser, reg, instructor, le
     progress = browser.get(f"/modules/progress?ts={ots}")
     assert "Nguyen Thi Lan" not in progress.text
     assert "Nguyen Thi Lan" not in browser.get(f"/modules/progress.csv?ts={ots}").text
+
+
+def test_opening_a_unit_records_one_row_and_each_visit(browser, reg, learner, db):
+    page = browser.launch(reg, learner)
+    ts = token_of(page)
+    assert browser.get(f"/modules/A/a01-first?ts={ts}").status_code == 200
+    with db.read_scope() as session:
+        [first] = session.scalars(select(UnitProgress)).all()
+        opened, seen = first.opened_at, first.last_seen_at
+    assert opened == seen
+    assert browser.get(f"/modules/A/a01-first?ts={ts}").status_code == 200
+    with db.read_scope() as session:
+        [again] = session.scalars(select(UnitProgress)).all()
+    assert again.id == first.id and again.opened_at == opened
+    assert again.last_seen_at > seen
+    # Read to the end after the visits: the same row carries it.
+    csrf = csrf_of(browser.get(f"/modules/A/a01-first?ts={ts}"))
+    assert browser.post("/modules/A/a01-first/read", {"ts": ts, "csrf_token": csrf}).status_code
+    with db.read_scope() as session:
+        [read] = session.scalars(select(UnitProgress)).all()
+    assert read.id == first.id and read.read_at is not None
+
+
+def test_a_unit_opened_in_another_tab_at_the_same_moment_keeps_one_row(
+    browser, reg, learner, db, app
+):
+    browser.launch(reg, learner)
+    with db.read_scope() as session:
+        member = session.scalars(select(Member)).one()
+    ts = ToolSession(
+        member_id=member.id,
+        course_id=member.course_id,
+        person_id=member.person_id,
+        platform_id=1,
+        resource_link_pk=None,
+        roles=frozenset(),
+        locale="ja",
+        started_at=0,
+        sid="s",
+    )
+    with db.session_scope() as session:
+        first = services._note_open(session, ts, "A", "a01-first", None)
+    with db.session_scope() as session:
+        # This request read the module's progress before the other tab's insert landed.
+        second = services._note_open(session, ts, "A", "a01-first", None)
+        assert second.id == first.id
+    with db.read_scope() as session:
+        assert len(session.scalars(select(UnitProgress)).all()) == 1
