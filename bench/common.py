@@ -395,6 +395,29 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def machine_cpu_seconds() -> float:
+    """User+system CPU of the whole machine so far (Linux /proc/stat), all cores together."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system = (int(value) for value in fields[:3])
+    return (user + nice + system) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True)
+    return [int(pid) for pid in out.stdout.split()]
+
+
+def cpu_split(count: int, tool: float, postgres: float, machine: float) -> str:
+    """Where the machine's CPU went, per unit of work: tool, PostgreSQL, the rest (the load
+    driver and the bench platform, which sign and send what an LMS would)."""
+    rest = max(0.0, machine - tool - postgres)
+    per = 1000 / count if count else 0.0
+    return (
+        f"CPU per unit: tool {tool * per:.2f} ms, PostgreSQL {postgres * per:.2f} ms, "
+        f"driver and the rest {rest * per:.2f} ms"
+    )
+
+
 def gunicorn_pids() -> list[int]:
     out = subprocess.run(["pgrep", "-f", "lti_tool.wsgi:app"], capture_output=True, text=True)
     return [int(pid) for pid in out.stdout.split()]

@@ -16,9 +16,12 @@ import uuid
 from common import (
     Platform,
     cpu_seconds,
+    cpu_split,
     database,
     gunicorn_pids,
     launch,
+    machine_cpu_seconds,
+    postgres_pids,
     run_load,
     tool_server,
 )
@@ -31,8 +34,9 @@ def bench(backend: str, seconds: float, processes: int) -> None:
         platform.register(url, base)
         for _ in range(20):  # warm-up: JWKS fetched, connections and templates ready
             launch(platform, base, uuid.uuid4().hex)
-        pids = gunicorn_pids()
-        cpu_before = cpu_seconds(pids)
+        pids, pg_pids = gunicorn_pids(), postgres_pids()
+        cpu_before, pg_before = cpu_seconds(pids), cpu_seconds(pg_pids)
+        machine_before = machine_cpu_seconds()
 
         def one(index: int, iteration: int) -> None:
             # 300 trainees (the FY2026 cohort size) launching again and again.
@@ -40,6 +44,8 @@ def bench(backend: str, seconds: float, processes: int) -> None:
 
         result = run_load(one, processes=processes, seconds=seconds)
         tool_cpu = cpu_seconds(pids) - cpu_before
+        pg_cpu = cpu_seconds(pg_pids) - pg_before if backend == "postgresql" else 0.0
+        machine_cpu = machine_cpu_seconds() - machine_before
     platform.stop()
     print(result.line(f"{backend:10} launches"))
     if result.count:
@@ -49,6 +55,7 @@ def bench(backend: str, seconds: float, processes: int) -> None:
             f"{1000 * tool_cpu / result.count:.2f} ms per launch "
             f"(= {result.count / tool_cpu:.0f} launches/s per tool core)"
         )
+        print(f"{backend:10} {cpu_split(result.count, tool_cpu, pg_cpu, machine_cpu)}")
 
 
 def main() -> None:

@@ -16,9 +16,12 @@ from common import (
     ROOT,
     Platform,
     cpu_seconds,
+    cpu_split,
     database,
     gunicorn_pids,
     launch,
+    machine_cpu_seconds,
+    postgres_pids,
     request,
     run_load,
     token_in,
@@ -47,8 +50,9 @@ def bench(backend: str, seconds: float, processes: int, trainees: int) -> None:
         for index in range(trainees):
             landing, _ = launch(platform, base, f"reader-{index:03d}")
             tokens.append(token_in(landing))
-        pids = gunicorn_pids()
-        cpu_before = cpu_seconds(pids)
+        pids, pg_pids = gunicorn_pids(), postgres_pids()
+        cpu_before, pg_before = cpu_seconds(pids), cpu_seconds(pg_pids)
+        machine_before = machine_cpu_seconds()
 
         def read(index: int, iteration: int) -> None:
             rng = random.Random(index * 100_003 + iteration)
@@ -59,6 +63,8 @@ def bench(backend: str, seconds: float, processes: int, trainees: int) -> None:
 
         result = run_load(read, processes=processes, seconds=seconds)
         tool_cpu = cpu_seconds(pids) - cpu_before
+        pg_cpu = cpu_seconds(pg_pids) - pg_before if backend == "postgresql" else 0.0
+        machine_cpu = machine_cpu_seconds() - machine_before
     platform.stop()
     print(result.line(f"{backend:10} unit pages"))
     if result.count:
@@ -66,6 +72,7 @@ def bench(backend: str, seconds: float, processes: int, trainees: int) -> None:
             f"{backend:10} tool CPU {1000 * tool_cpu / result.count:.2f} ms per page "
             f"({result.count / tool_cpu:.0f} pages/s per tool core)"
         )
+        print(f"{backend:10} {cpu_split(result.count, tool_cpu, pg_cpu, machine_cpu)}")
 
 
 def main() -> None:
