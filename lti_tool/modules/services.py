@@ -6,7 +6,8 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
@@ -235,8 +236,16 @@ class UnitPage:
 
 
 def open_unit(
-    session: Session, catalog: Catalog, ts: ToolSession, module_id: str, unit_id: str
+    session: Session,
+    catalog: Catalog,
+    ts: ToolSession,
+    module_id: str,
+    unit_id: str,
+    writer: Callable[[], AbstractContextManager[Session]] | None = None,
 ) -> UnitPage:
+    """The unit's page, read with `session`; the visit is recorded in a short transaction of
+    its own from `writer` when given (so that a page being rendered holds no write lock), else
+    in `session`. Nothing is recorded for a unit that does not exist or is not open yet."""
     page = module_page(session, catalog, ts, module_id)
     if not page.is_open:
         opens = page.settings.opens_at if page.settings else None
@@ -246,7 +255,11 @@ def open_unit(
         )
     unit = _unit(page.module, unit_id)
     known = next((status.progress for status in page.units if status.unit is unit), None)
-    progress = _note_open(session, ts, page.module.id, unit.id, known)
+    if writer is None:
+        progress = _note_open(session, ts, page.module.id, unit.id, known)
+    else:
+        with writer() as write_session:
+            progress = _note_open(write_session, ts, page.module.id, unit.id, known)
     units = [status.unit for status in page.units]
     index = units.index(unit)
     configured = page.settings.video_urls.get(unit.id) if page.settings else None

@@ -8,7 +8,7 @@ from markupsafe import Markup
 
 from lti_tool import runtime
 from lti_tool.catalog.model import Unit
-from lti_tool.db import get_session, read_only
+from lti_tool.db import get_db, get_session, read_only
 from lti_tool.home.services import safe_next
 from lti_tool.identity.models import Person
 from lti_tool.modules import services
@@ -55,9 +55,18 @@ def static_parts(unit: Unit, locale: str, easy: bool, has_video: bool) -> Markup
 
 
 @bp.get("/<module_id>/<unit_id>")
+@read_only
 @requires_session
 def unit(module_id: str, unit_id: str) -> ResponseReturnValue:
-    page = services.open_unit(get_session(), runtime.catalog(), g.tool_session, module_id, unit_id)
+    # Read without a write lock; the visit is recorded in a short transaction of its own.
+    page = services.open_unit(
+        get_session(),
+        runtime.catalog(),
+        g.tool_session,
+        module_id,
+        unit_id,
+        writer=get_db().session_scope,
+    )
     aids = _aids()
     easy = g.tool_session.locale == "ja" and aids.easy_japanese and page.unit.has_easy
     parts = static_parts(page.unit, g.tool_session.locale, easy, page.video is not None)

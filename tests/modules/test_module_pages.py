@@ -177,3 +177,11 @@ def test_a_unit_opened_in_another_tab_at_the_same_moment_keeps_one_row(
         assert second.id == first.id
     with db.read_scope() as session:
         assert len(session.scalars(select(UnitProgress)).all()) == 1
+
+
+def test_a_unit_that_does_not_exist_records_nothing(browser, reg, learner, db):
+    ts = token_of(browser.launch(reg, learner))
+    assert browser.get(f"/modules/A/no-such-unit?ts={ts}").status_code == 404
+    assert browser.get(f"/modules/Z/a01-first?ts={ts}").status_code == 404
+    with db.read_scope() as session:
+        assert session.scalars(select(UnitProgress)).all() == []
