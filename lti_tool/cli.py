@@ -23,7 +23,10 @@ class CliContext:
     @property
     def config(self) -> Config:
         if self._config is None:
-            self._config = Config.from_env()
+            try:
+                self._config = Config.from_env()
+            except ValueError as exc:
+                raise click.ClickException(f"configuration: {exc}") from None
         return self._config
 
     @property

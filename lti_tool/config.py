@@ -45,6 +45,19 @@ def _flag(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _seconds(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not 0 <= seconds <= 3600:
+        raise ValueError(f"{name} must be between 0 and 3600 seconds, not {value!r}")
+    return seconds
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the app needs to know about where it runs."""
@@ -80,7 +93,10 @@ class Config:
     @classmethod
     def from_env(cls) -> Config:
         instance_dir = _instance_dir()
-        port = int(os.environ.get("PORT", "5000"))
+        port_text = os.environ.get("PORT", "5000")
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(f"PORT must be a TCP port number, not {port_text!r}")
+        port = int(port_text)
         host = os.environ.get("HOST", "127.0.0.1")
         default_db = f"sqlite:///{instance_dir / 'lti_tool.db'}"
         return cls(
@@ -95,6 +111,7 @@ class Config:
             registration_approval=_flag(
                 "REGISTRATION_APPROVAL", _flag("TSUNAGU_PRODUCTION", False)
             ),
+            registration_cache_ttl=_seconds("REGISTRATION_CACHE_SECONDS", 5.0),
         )
 
     def production_problems(self) -> list[str]:

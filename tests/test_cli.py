@@ -15,6 +15,7 @@ from flask import Flask
 from sqlalchemy import delete, func, select
 
 from lti_tool.cli import CliContext, main
+from lti_tool.config import Config
 from lti_tool.db import Database, utcnow
 from lti_tool.lti.keys import signing_key
 from lti_tool.lti.models import Platform, PlatformStatus, ToolKey, UsedLoginState
@@ -345,3 +346,37 @@ def test_db_prune_removes_expired_states_and_retired_keys(cli, db, reg, tool_key
 
 def test_db_upgrade_is_idempotent(cli):
     assert ok(cli("db", "upgrade")).strip() == "database at head"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("REGISTRATION_CACHE_SECONDS", "soon", "REGISTRATION_CACHE_SECONDS must be a number"),
+        ("REGISTRATION_CACHE_SECONDS", "-1", "between 0 and 3600 seconds"),
+        ("PORT", "http", "PORT must be a TCP port number"),
+    ],
+)
+def test_bad_configuration_is_named_not_a_traceback(
+    app: Flask, database_url: str, tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    env = {
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": SECRET,
+        "INSTANCE_DIR": str(tmp_path / "instance"),
+        name: value,
+    }
+    result = CliRunner(env=env).invoke(main, ["platforms", "list"], obj=CliContext())
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_registration_cache_seconds_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("INSTANCE_DIR", str(tmp_path))
+    monkeypatch.setenv("REGISTRATION_CACHE_SECONDS", "12.5")
+    monkeypatch.setenv("SECRET_KEY", SECRET)
+    assert Config.from_env().registration_cache_ttl == 12.5
+    monkeypatch.delenv("REGISTRATION_CACHE_SECONDS")
+    assert Config.from_env().registration_cache_ttl == 5.0
