@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from lti_tool.db import utcnow
@@ -199,12 +199,15 @@ def _placement_id_of(launch: Launch) -> str | None:
     return None
 
 
+_PLACEMENT_OF_LINK = (
+    select(Placement)
+    .join(ResourceLinkPlacement, ResourceLinkPlacement.placement_id == Placement.id)
+    .where(ResourceLinkPlacement.resource_link_pk == bindparam("resource_link_pk"))
+)
+
+
 def placement_for_link(session: Session, resource_link_pk: int) -> Placement | None:
-    return session.scalars(
-        select(Placement)
-        .join(ResourceLinkPlacement, ResourceLinkPlacement.placement_id == Placement.id)
-        .where(ResourceLinkPlacement.resource_link_pk == resource_link_pk)
-    ).first()
+    return session.scalars(_PLACEMENT_OF_LINK, {"resource_link_pk": resource_link_pk}).first()
 
 
 def bind(session: Session, course_id: int, resource_link_pk: int, placement: Placement) -> None:
