@@ -226,7 +226,9 @@ def make_engine(database_url: str) -> Engine:
 
         _tune_sqlite(engine)
         return engine
-    engine = create_engine(database_url, pool_size=5, max_overflow=5)
+    # A page may hold two connections at once (its reads, and a short write of its own, see
+    # `read_only`): room for that with every thread of a worker busy.
+    engine = create_engine(database_url, pool_size=5, max_overflow=10)
     _ping_when_idle(engine)
     return engine
 
