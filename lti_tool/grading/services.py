@@ -98,12 +98,20 @@ def record_score(
     )
     now = _whole_second(utcnow())
     stamp = now if last is None else max(now, _whole_second(last) + dt.timedelta(seconds=1))
+    # A final score replaces whatever waits; a score not yet final (held, never sent) replaces
+    # only older held ones: a final score waiting for delivery still goes, as it would have had
+    # delivery been quicker (the same rule as delivery's, see delivery._jobs_query).
+    replaced = (
+        [OutboxStatus.PENDING, OutboxStatus.FAILED, OutboxStatus.HELD]
+        if progress == Progress.FINAL
+        else [OutboxStatus.HELD]
+    )
     session.execute(
         update(GradeOutbox)
         .where(
             GradeOutbox.member_id == member.id,
             GradeOutbox.grade_item_id == item.id,
-            GradeOutbox.status.in_([OutboxStatus.PENDING, OutboxStatus.FAILED, OutboxStatus.HELD]),
+            GradeOutbox.status.in_(replaced),
         )
         .values(status=OutboxStatus.SUPERSEDED)
     )

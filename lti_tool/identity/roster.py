@@ -103,8 +103,12 @@ def _apply(session, course_id: int, platform_id: int, members: list[RosterMember
             member.active = entry.active
         seen.add(person.id)
     # An empty roster says more about the platform (privacy settings, a fault) than about the
-    # course: never let it mark everyone as gone.
-    gone = [pid for pid in existing if pid not in seen] if members else []
+    # course: never let it mark everyone as gone. Counted: who leaves now, not who had left.
+    gone = (
+        [pid for pid, member in existing.items() if pid not in seen and member.active]
+        if members
+        else []
+    )
     if gone:
         session.execute(
             update(Member)

@@ -301,6 +301,25 @@ def test_a_score_that_is_not_final_is_held_and_never_sent(lms, trainee, db, conf
     assert not lms.scores and not lms.scores.refused
 
 
+def test_a_held_score_never_cancels_a_final_one_waiting_for_delivery(
+    lms, learner, trainee, db, config
+):
+    final = queue_score(db, trainee, 70)
+    held = queue_score(db, trainee, 30, progress=Progress.PENDING_REVIEW)
+    newer_held = queue_score(db, trainee, 35, progress=Progress.PENDING_REVIEW)
+    assert outbox(db, final).status == OutboxStatus.PENDING
+    assert outbox(db, held).status == OutboxStatus.SUPERSEDED
+    assert outbox(db, newer_held).status == OutboxStatus.HELD
+    assert deliver(db, config) == Counter(delivered=1)
+    assert [s["scoreGiven"] for s in scores_for(lms, learner.sub)] == [70.0]
+    # The review done: the final score replaces the held one, and is sent.
+    reviewed = queue_score(db, trainee, 80)
+    assert outbox(db, newer_held).status == OutboxStatus.SUPERSEDED
+    assert deliver(db, config) == Counter(delivered=1)
+    assert outbox(db, reviewed).status == OutboxStatus.DELIVERED
+    assert [s["scoreGiven"] for s in scores_for(lms, learner.sub)] == [70.0, 80.0]
+
+
 def test_scores_out_of_range_are_refused(trainee, db):
     for score, maximum in ((11, 10), (-1, 10), (0, 0)):
         with pytest.raises(BadRequest):

@@ -129,6 +129,9 @@ def test_members_no_longer_listed_become_inactive_but_an_empty_roster_changes_no
     found = members(db)
     assert not found["t-uri"].active and not found["t-short"].active
     assert found["t-assistant"].active and found[instructor.sub].active
+    # The same roster again: nobody newly gone (t-uri had already left).
+    again = sync_course(db, config, course_id, force=True)
+    assert again.synced and again.deactivated == 0 and not members(db)["t-uri"].active
     lms.members = []
     result = sync_course(db, config, course_id, force=True)
     assert result.synced and result.deactivated == 0
@@ -176,8 +179,8 @@ def test_roster_sync_command(app, browser, lms, reg, instructor, learner, db, cl
     lms.members = roster_of(instructor)[:3]
     forced = cli("roster", "sync", "--force")
     assert forced.exit_code == 0, forced.output
-    # Not listed: the two dropped now, and the learner who never was.
-    assert forced.output.strip() == f"course {course_id}: 3 members, 0 new, 3 no longer listed"
+    # Counted: the two dropped now, not the learner already marked gone by the first sync.
+    assert forced.output.strip() == f"course {course_id}: 3 members, 0 new, 2 no longer listed"
     assert {sub for sub, m in members(db).items() if m.active} == {
         m["user_id"] for m in lms.members
     }
