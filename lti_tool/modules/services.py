@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -116,15 +117,16 @@ class ModulePage:
     units: list[UnitStatus]
     is_open: bool
 
-    @property
+    # Computed once per page (a module page shows them several times).
+    @cached_property
     def required_count(self) -> int:
         return sum(1 for status in self.units if status.required)
 
-    @property
+    @cached_property
     def completed_required(self) -> int:
         return sum(1 for s in self.units if s.required and s.state == "completed")
 
-    @property
+    @cached_property
     def percent(self) -> int:
         if not self.required_count:
             return 100
