@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import functools
+import hashlib
 import os
 import sqlite3
 import threading
@@ -20,7 +21,7 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar, TypeVar, cast
 
 from flask import Flask, Response, current_app, g
-from sqlalchemy import DateTime, Enum, MetaData, String, create_engine, event
+from sqlalchemy import DateTime, Enum, MetaData, String, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
@@ -207,6 +208,21 @@ def _write_queue(database_url: str) -> WriteQueue:
         return queue
 
 
+_IN_PROCESS: dict[str, threading.Lock] = {}
+
+
+@contextmanager
+def _exclusive_in_process(name: str, timeout: float) -> Iterator[None]:
+    with _WRITE_QUEUES_LOCK:
+        lock = _IN_PROCESS.setdefault(name, threading.Lock())
+    if not lock.acquire(timeout=timeout):
+        raise TimeoutError(name)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def make_engine(database_url: str) -> Engine:
     if database_url.startswith("sqlite"):
         engine = create_engine(
@@ -289,6 +305,50 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def exclusive(self, name: str, timeout: float = 30.0) -> Iterator[None]:
+        """Only one holder of `name` at a time, across every worker process (and thread).
+
+        For short work that must not run twice at once but may wait on the network, so no
+        transaction is held: PostgreSQL's advisory lock on a connection of its own, or on
+        SQLite a lock of this process plus one lock file beside the database. Raises
+        `TimeoutError` if the lock is not had within `timeout` seconds."""
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        if not self.is_sqlite:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                deadline = time.monotonic() + timeout
+                locked = text("SELECT pg_try_advisory_lock(:k)")
+                while not conn.execute(locked, {"k": key}).scalar():
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(name)
+                    time.sleep(0.05)
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            return
+        path = make_url(self.url).database
+        # One lock file for every name: these sections are rare and short.
+        lock_path = f"{path}-exclusive.lock" if path and path != ":memory:" else None
+        with _exclusive_in_process(name, timeout):
+            if lock_path is None:
+                yield
+                return
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                deadline = time.monotonic() + timeout
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise TimeoutError(name) from None
+                        time.sleep(0.05)
+                yield
+            finally:
+                os.close(fd)  # releases the lock
 
     @property
     def read_options(self) -> dict[str, Any]:

@@ -135,3 +135,27 @@ def test_concurrent_sqlite_writers_all_commit(tmp_path: Any) -> None:
         queue.leave()
     finally:
         database.engine.dispose()
+
+
+def test_an_exclusive_section_has_one_holder_across_connections(database_url: str) -> None:
+    # Two Database objects stand for two worker processes.
+    first, second = Database(database_url), Database(database_url)
+    database = first
+    try:
+        with first.exclusive("job:1"):
+            started = time.monotonic()
+            with pytest.raises(TimeoutError), second.exclusive("job:1", timeout=0.2):
+                pass
+            assert time.monotonic() - started >= 0.2
+            if database.is_sqlite:
+                # SQLite keeps one lock file for every name: another name waits too.
+                with pytest.raises(TimeoutError), second.exclusive("job:2", timeout=0.2):
+                    pass
+            else:
+                with second.exclusive("job:2", timeout=1):  # another name is free
+                    pass
+        with second.exclusive("job:1", timeout=1):  # free again once let go
+            pass
+    finally:
+        first.engine.dispose()
+        second.engine.dispose()

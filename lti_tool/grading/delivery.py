@@ -233,33 +233,57 @@ def _resolve_lineitem(
     if known is not None and job.grade_item_id in known:
         return known[job.grade_item_id]
     url = job.link_lineitem_url
-    if url is None and job.lineitems_url:
-        found = ags.find_lineitem(
-            job.lineitems_url,
-            resource_link_id=job.resource_link_id,
-            resource_id=job.item_key,
-            tag=job.item_tag,
-        )
-        if found is None:
-            found = ags.create_lineitem(
-                job.lineitems_url,
-                {
-                    "scoreMaximum": job.item_maximum,
-                    "label": job.item_label,
-                    "resourceId": job.item_key,
-                    "tag": job.item_tag,
-                    "resourceLinkId": job.resource_link_id,
-                },
-            )
-        url = str(found["id"])
     if url is not None:
-        with db.session_scope() as session:
-            session.execute(
-                update(GradeItem).where(GradeItem.id == job.grade_item_id).values(lineitem_url=url)
-            )
+        _record_lineitem(db, job.grade_item_id, url)
+    elif job.lineitems_url:
+        # Found or created by one worker at a time: two workers sending the first scores of
+        # an activity at once must not both create its gradebook column.
+        try:
+            with db.exclusive(f"lineitem:{job.grade_item_id}"):
+                url = _find_or_create_lineitem(db, ags, job)
+        except TimeoutError:
+            raise ServiceError("another worker is still resolving the line item") from None
     if known is not None:
         known[job.grade_item_id] = url
     return url
+
+
+def _find_or_create_lineitem(db: Database, ags: AgsClient, job: Job) -> str:
+    with db.read_scope() as session:
+        recorded = session.scalar(
+            select(GradeItem.lineitem_url).where(GradeItem.id == job.grade_item_id)
+        )
+    if recorded:  # another worker got here first
+        return recorded
+    assert job.lineitems_url is not None
+    found = ags.find_lineitem(
+        job.lineitems_url,
+        resource_link_id=job.resource_link_id,
+        resource_id=job.item_key,
+        tag=job.item_tag,
+    )
+    if found is None:
+        found = ags.create_lineitem(
+            job.lineitems_url,
+            {
+                "scoreMaximum": job.item_maximum,
+                "label": job.item_label,
+                "resourceId": job.item_key,
+                "tag": job.item_tag,
+                "resourceLinkId": job.resource_link_id,
+            },
+        )
+    url = str(found["id"])
+    # Recorded before the lock is let go, so the next holder finds it.
+    _record_lineitem(db, job.grade_item_id, url)
+    return url
+
+
+def _record_lineitem(db: Database, grade_item_id: int, url: str) -> None:
+    with db.session_scope() as session:
+        session.execute(
+            update(GradeItem).where(GradeItem.id == grade_item_id).values(lineitem_url=url)
+        )
 
 
 def _send(

@@ -3,8 +3,10 @@ score, and what happens when the LMS answers 500, 409, 401 or 400."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
+import threading
 from collections import Counter
 from itertools import pairwise
 
@@ -164,6 +166,40 @@ def test_the_line_item_is_created_when_absent(browser, lms, reg, learner, db, co
         queue_score(db, member_id, 40)
     assert deliver(db, config) == Counter(delivered=3)
     assert len(lms.lineitems) == 1 and len(lms.lineitem_requests) == 2
+
+
+def test_two_workers_sending_the_first_scores_at_once_create_one_line_item(
+    browser, lms, reg, learner, db, config, monkeypatch
+):
+    launched(browser, reg, learner, lineitem=False)
+    ((other, _),) = add_trainees(db, 1)
+    first = queue_score(db, member_of(db, learner.sub), 55)
+    second = queue_score(db, other, 65)
+    # Both workers look for the column before either has created it, unless kept apart.
+    looked = threading.Barrier(2, timeout=2)
+    real_find = delivery.AgsClient.find_lineitem
+
+    def slow_find(self, *args, **kwargs):
+        # Kept apart, the barrier breaks: the other worker is waiting for the lock.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            looked.wait()
+        return real_find(self, *args, **kwargs)
+
+    monkeypatch.setattr(delivery.AgsClient, "find_lineitem", slow_find)
+    outcomes: list[Counter[str]] = []
+    workers = [
+        threading.Thread(target=lambda i=i: outcomes.append(deliver(db, config, ids=[i])))
+        for i in (first, second)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert sum(outcomes, Counter()) == Counter(delivered=2)
+    assert len(lms.lineitems) == 1
+    assert [method for method, _ in lms.lineitem_requests] == ["GET", "POST"]
+    (created,) = lms.lineitems.values()
+    assert {score.url.split("/scores")[0] for score in lms.scores} == {created["id"].split("?")[0]}
 
 
 def test_one_token_serves_many_scores(lms, trainee, db, config):
