@@ -18,7 +18,6 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -344,30 +343,28 @@ def _note_open(
 
 
 def _record_open(session: Session, ts: ToolSession, module_id: str, unit_id: str) -> UnitProgress:
-    row = session.scalars(
-        select(UnitProgress).where(
-            UnitProgress.member_id == ts.member_id, UnitProgress.unit_id == unit_id
-        )
-    ).first()
+    """The reader's progress row for a unit, created if new, in `session` to be changed."""
+    query = select(UnitProgress).where(
+        UnitProgress.member_id == ts.member_id, UnitProgress.unit_id == unit_id
+    )
+    row = session.scalars(query).first()
     now = utcnow()
-    if row is None:
-        row = UnitProgress(
-            course_id=ts.course_id,
-            member_id=ts.member_id,
-            module_id=module_id,
-            unit_id=unit_id,
-            opened_at=now,
-            last_seen_at=now,
-        )
-        try:
-            with session.begin_nested():
-                session.add(row)
-        except IntegrityError:
-            # The same reader opened it in another tab at the same moment.
-            return _record_open(session, ts, module_id, unit_id)
-    else:
+    if row is not None:
         row.last_seen_at = now
-    return row
+        return row
+    # Another tab may insert it at the same moment: the upsert leaves one row either way.
+    conn = session.connection()
+    conn.execute(
+        _opened_statement(conn.dialect.name),
+        {
+            "course_id": ts.course_id,
+            "member_id": ts.member_id,
+            "module_id": module_id,
+            "unit_id": unit_id,
+            "now": now,
+        },
+    )
+    return session.scalars(query).one()
 
 
 def mark_read(
