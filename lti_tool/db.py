@@ -97,8 +97,9 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.close()
 
     # A deferred transaction that reads and then writes fails at once (SQLITE_BUSY_SNAPSHOT)
-    # when another process wrote in between; take the write lock up front instead, so writers
-    # queue on busy_timeout. SQLite is the single-site backend; PostgreSQL serves production.
+    # when another process wrote in between; take the write lock up front instead, after the
+    # writer's turn in the queue (`QueuedWriters`). SQLite is the single-site backend;
+    # PostgreSQL serves production.
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         if conn.get_execution_options().get("tsunagu_read_only", False):
@@ -158,12 +159,12 @@ _WRITE_QUEUES_LOCK = threading.Lock()
 
 
 class QueuedWriters(sqlite3.Connection):
-    """A SQLite connection whose writers queue on a lock of their process.
+    """A SQLite connection whose writers wait for their turn in the file's `WriteQueue`.
 
     SQLite lets one writer in at a time and makes the others poll, sleeping up to 100 ms
-    between tries: under load that poll is the whole tail latency. The threads of a process
-    wait on a lock instead and wake the moment the writer before them commits; only the
-    other worker processes still meet SQLite's own wait (`busy_timeout`).
+    between tries: under load that poll is the whole tail latency. Queued, a writer starts
+    within a fraction of a millisecond of the one before it committing (threads wake on a
+    lock; worker processes poll a lock file every 0.2–2 ms).
     """
 
     write_queue: WriteQueue | None = None
