@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,35 +33,49 @@ def _backend_pid(database: Database) -> int:
         return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
 
-def test_busy_connections_are_not_tested_idle_ones_are(
+@pytest.fixture
+def server_database(
     database_url: str, pinged: list[Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if not database_url.startswith("postgresql"):
-        # SQLite runs in-process: nothing to drop, nothing to test.
-        assert Database(database_url).engine.dialect.name == "sqlite"
-        return
+) -> Iterator[Database | None]:
+    """The suite's database when it is a server (PostgreSQL), else None. SQLite runs
+    in-process: nothing can drop its connections, and they are never tested."""
     database = Database(database_url)
     try:
-        for _ in range(3):
+        if database.is_sqlite:
+            monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 0.0)
             with database.session_scope() as session:
                 session.execute(text("SELECT 2"))
-        assert pinged == []
-        monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 0.0)
-        with database.session_scope() as session:
-            session.execute(text("SELECT 2"))
-        assert len(pinged) == 1
+            assert pinged == []
+            yield None
+        else:
+            yield database
     finally:
         database.engine.dispose()
 
 
-def test_an_idle_connection_the_server_dropped_is_replaced(
-    database_url: str, pinged: list[Any], monkeypatch: pytest.MonkeyPatch
+def test_busy_connections_are_not_tested_idle_ones_are(
+    server_database: Database | None, pinged: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        assert Database(database_url).engine.dialect.name == "sqlite"
+    database = server_database
+    if database is None:
         return
-    database = Database(database_url)
-    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    for _ in range(3):
+        with database.session_scope() as session:
+            session.execute(text("SELECT 2"))
+    assert pinged == []
+    monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 0.0)
+    with database.session_scope() as session:
+        session.execute(text("SELECT 2"))
+    assert len(pinged) == 1
+
+
+def test_an_idle_connection_the_server_dropped_is_replaced(
+    server_database: Database | None, pinged: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = server_database
+    if database is None:
+        return
+    admin = create_engine(database.url, isolation_level="AUTOCOMMIT")
     try:
         dropped = _backend_pid(database)  # now idle in the pool
         with admin.connect() as conn:
@@ -71,7 +86,6 @@ def test_an_idle_connection_the_server_dropped_is_replaced(
         assert pinged, "the idle connection was handed out untested"
         assert _backend_pid(database) != dropped
     finally:
-        database.engine.dispose()
         admin.dispose()
 
 
