@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
@@ -14,6 +16,7 @@ from lti_tool.identity.models import Person
 from lti_tool.modules import services
 from lti_tool.web.context import requires_session, requires_staff
 from lti_tool.web.security import content_security_policy
+from lti_tool.web.templating import PageCache
 
 bp = Blueprint("modules", __name__, url_prefix="/modules", template_folder="templates")
 
@@ -54,6 +57,36 @@ def static_parts(unit: Unit, locale: str, easy: bool, has_video: bool) -> Markup
     return found
 
 
+def unit_pages() -> PageCache:
+    cache: PageCache = current_app.extensions.setdefault("tsunagu.unit_pages", PageCache())
+    return cache
+
+
+def _unit_page_key(page: services.UnitPage, aids: Person, locale: str) -> Hashable:
+    """Everything a unit page shows but the reader's tokens (see PageCache): the unit and its
+    place in the course's order, the video, the reader's aids, and their progress and answers."""
+    progress = page.progress
+    answers = progress.check_answers or {}
+    return (
+        request.path,
+        locale,
+        page.module.module.id,
+        page.unit.id,
+        page.position,
+        len(page.module.units),
+        page.previous.id if page.previous else None,
+        page.next.id if page.next else None,
+        page.video,
+        aids.show_furigana,
+        aids.easy_japanese,
+        progress.read_at is not None,
+        progress.checked_at is not None,
+        progress.check_correct,
+        progress.check_total,
+        tuple(sorted((str(key), repr(value)) for key, value in answers.items())),
+    )
+
+
 @bp.get("/<module_id>/<unit_id>")
 @read_only
 @requires_session
@@ -69,9 +102,16 @@ def unit(module_id: str, unit_id: str) -> ResponseReturnValue:
     )
     aids = _aids()
     easy = g.tool_session.locale == "ja" and aids.easy_japanese and page.unit.has_easy
-    parts = static_parts(page.unit, g.tool_session.locale, easy, page.video is not None)
+    locale = g.tool_session.locale
+    parts = static_parts(page.unit, locale, easy, page.video is not None)
     response = Response(
-        render_template("modules/unit.html", page=page, aids=aids, static_parts=parts)
+        unit_pages().render(
+            _unit_page_key(page, aids, locale),
+            "modules/unit.html",
+            page=page,
+            aids=aids,
+            static_parts=parts,
+        )
     )
     if page.video is not None and page.video.kind != "link":
         sources = g.get("csp_sources", "'self'")

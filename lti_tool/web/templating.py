@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import re
+from collections.abc import Hashable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask
+from flask import Flask, g, render_template
 from flask_babel import format_datetime, get_locale, get_translations
 from flask_babel import lazy_gettext as _l
 from jinja2 import pass_context
@@ -16,6 +17,7 @@ from markupsafe import Markup
 
 from lti_tool.catalog.ruby import render_inline
 from lti_tool.lti.roles import Role, decode_roles
+from lti_tool.web.context import csrf_token, current_session, session_token, window_token
 
 ROLE_LABELS = {
     Role.ADMINISTRATOR: _l("Administrator"),
@@ -81,3 +83,76 @@ def init_templating(app: Flask) -> None:
     @app.context_processor
     def _locale() -> dict[str, Any]:
         return {"current_locale": str(get_locale() or "ja"), "_catalog": get_translations()}
+
+
+# The per-request values a cached page leaves open: alphanumeric, so that neither URL quoting
+# nor HTML escaping changes them, and long enough never to occur in content.
+_HOLES = {
+    "session_token": "tsunaguHoleSessionToken7f3c",
+    "csrf_token": "tsunaguHoleCsrfToken7f3c",
+    "window_token": "tsunaguHoleWindowToken7f3c",
+}
+_HOLE_PATTERN = re.compile("(" + "|".join(_HOLES.values()) + ")")
+
+
+class PageCache:
+    """Whole pages rendered once per `key` — which must name everything the page shows but
+    the reader's tokens — with the session, CSRF and window tokens left as holes filled on
+    every request. A page that is the same for many readers then costs a join, not a render.
+
+    The key is the caller's promise; `tests/modules/test_page_cache.py` holds each cached page
+    to its plain rendering.
+    """
+
+    def __init__(self, size: int = 2048) -> None:
+        self.size = size
+        self._pages: dict[Hashable, tuple[str, ...]] = {}
+
+    def render(self, key: Hashable, template: str, **context: Any) -> str:
+        pieces = self._pages.get(key)
+        if pieces is None:
+            pieces = self._skeleton(template, context)
+            if pieces is None:
+                return render_template(template, **context)
+            if len(self._pages) >= self.size:
+                # Forget the oldest entry (dicts keep insertion order); racing threads may
+                # both do this, which only forgets one more.
+                self._pages.pop(next(iter(self._pages), None), None)
+            self._pages[key] = pieces
+        values = {
+            _HOLES["session_token"]: session_token() or "",
+            _HOLES["csrf_token"]: csrf_token(),
+            _HOLES["window_token"]: window_token() or "",
+        }
+        return "".join([values.get(piece, piece) for piece in pieces])
+
+    def clear(self) -> None:
+        self._pages.clear()
+
+    def __len__(self) -> int:
+        return len(self._pages)
+
+    @staticmethod
+    def _skeleton(template: str, context: dict[str, Any]) -> tuple[str, ...] | None:
+        if current_session() is None:
+            return None
+        fresh = g.pop("_fresh_token", None)
+        g._fresh_token = _HOLES["session_token"]  # what url_for carries in links
+        try:
+            html = render_template(
+                template,
+                **context,
+                session_token=lambda: _HOLES["session_token"],
+                csrf_token=lambda: _HOLES["csrf_token"],
+                window_token=lambda: _HOLES["window_token"],
+            )
+        finally:
+            g.pop("_fresh_token", None)
+            if fresh is not None:
+                g._fresh_token = fresh
+        # Never keep a page that carries this reader's own token (a template that bypassed
+        # the holes): it would be served to the next reader.
+        own = [token for token in (session_token(), csrf_token(), window_token()) if token]
+        if any(token in html for token in own):
+            return None
+        return tuple(piece for piece in _HOLE_PATTERN.split(html) if piece)
