@@ -173,3 +173,73 @@ def test_an_exclusive_section_has_one_holder_across_connections(database_url: st
     finally:
         first.engine.dispose()
         second.engine.dispose()
+
+
+def test_sqlite_wal_is_checkpointed_and_restarted_while_readers_come_and_go(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's own checkpoints are off (they were retried by every write while any reader
+    held a snapshot); ours run every CHECKPOINT_EVERY writes, so the WAL keeps being reused."""
+    monkeypatch.setattr(db_module, "CHECKPOINT_EVERY", 10)
+    path = tmp_path / "wal.db"
+    database = Database(f"sqlite:///{path}")
+    try:
+        with database.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE page (n INTEGER, body TEXT)"))
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        for n in range(300):
+            with database.read_scope() as reader:  # a page reads, then records its visit
+                reader.execute(text("SELECT count(*) FROM page")).scalar_one()
+            with database.session_scope() as session:
+                session.execute(
+                    text("INSERT INTO page VALUES (:n, :body)"), {"n": n, "body": "x" * 3000}
+                )
+        # 300 writes of ~1 page each would leave a WAL of over 1 MB if it were never restarted.
+        assert (tmp_path / "wal.db-wal").stat().st_size < 300_000
+        with database.read_scope() as session:
+            assert session.execute(text("SELECT count(*) FROM page")).scalar_one() == 300
+    finally:
+        database.engine.dispose()
+
+
+def test_sqlite_wal_is_truncated_when_some_reader_always_holds_a_snapshot(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under steady load a reader is always in the WAL, so it never restarts by itself; past
+    WAL_RESTART_BYTES a checkpoint waits for the readers of the moment and truncates it."""
+    monkeypatch.setattr(db_module, "CHECKPOINT_EVERY", 10)
+    monkeypatch.setattr(db_module, "WAL_RESTART_BYTES", 200_000)
+    path = tmp_path / "busy.db"
+    database = Database(f"sqlite:///{path}")
+    with database.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE page (n INTEGER, body TEXT)"))
+    stop = threading.Event()
+
+    def read_all_the_time() -> None:
+        while not stop.is_set():
+            with database.read_scope() as reader:
+                reader.execute(text("SELECT count(*) FROM page")).scalar_one()
+                time.sleep(0.002)
+
+    readers = [threading.Thread(target=read_all_the_time) for _ in range(2)]
+    for thread in readers:
+        thread.start()
+    largest = 0
+    try:
+        for n in range(400):
+            with database.session_scope() as session:
+                session.execute(
+                    text("INSERT INTO page VALUES (:n, :body)"), {"n": n, "body": "x" * 3000}
+                )
+            largest = max(largest, (tmp_path / "busy.db-wal").stat().st_size)
+    finally:
+        stop.set()
+        for thread in readers:
+            thread.join()
+    try:
+        # Unchecked it would pass 1.5 MB; truncated it stays near the limit.
+        assert largest < 600_000
+        with database.read_scope() as session:
+            assert session.execute(text("SELECT count(*) FROM page")).scalar_one() == 400
+    finally:
+        database.engine.dispose()
