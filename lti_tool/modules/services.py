@@ -256,6 +256,11 @@ def open_unit(
         )
     unit = _unit(page.module, unit_id)
     known = next((status.progress for status in page.units if status.unit is unit), None)
+    if writer is not None:
+        # What the page shows is read: end the read transaction before writing, so that the
+        # write does not run beside this request's own open snapshot (on SQLite it would keep
+        # the WAL from being checkpointed and restarted).
+        session.commit()
     if writer is None:
         progress = _note_open(session, ts, page.module.id, unit.id, known)
     else:
@@ -477,11 +482,29 @@ def set_reading_aids(
     return person
 
 
-def reading_aids(session: Session, ts: ToolSession) -> Person:
-    person = session.get(Person, ts.person_id)
-    if person is None or person.platform_id != ts.platform_id:
+@dataclass(frozen=True)
+class ReadingAids:
+    """The reader's own aids for Japanese text."""
+
+    show_furigana: bool
+    easy_japanese: bool
+
+
+_PERSON = cast(Table, Person.__table__)
+_AIDS_OF_PERSON = select(_PERSON.c.show_furigana, _PERSON.c.easy_japanese).where(
+    _PERSON.c.id == bindparam("person_id"), _PERSON.c.platform_id == bindparam("platform_id")
+)
+
+
+def reading_aids(session: Session, ts: ToolSession) -> ReadingAids:
+    row = (
+        session.connection()
+        .execute(_AIDS_OF_PERSON, {"person_id": ts.person_id, "platform_id": ts.platform_id})
+        .first()
+    )
+    if row is None:
         raise NotFound("person not found")
-    return person
+    return ReadingAids(bool(row.show_furigana), bool(row.easy_japanese))
 
 
 # --- instructors ------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from lti_tool import runtime
 from lti_tool.catalog.model import Unit
 from lti_tool.db import get_db, get_session, read_only
 from lti_tool.home.services import safe_next
-from lti_tool.identity.models import Person
 from lti_tool.modules import services
 from lti_tool.web.context import requires_session, requires_staff
 from lti_tool.web.security import content_security_policy
@@ -21,7 +20,7 @@ from lti_tool.web.templating import PageCache
 bp = Blueprint("modules", __name__, url_prefix="/modules", template_folder="templates")
 
 
-def _aids() -> Person:
+def _aids() -> services.ReadingAids:
     return services.reading_aids(get_session(), g.tool_session)
 
 
@@ -62,7 +61,7 @@ def unit_pages() -> PageCache:
     return cache
 
 
-def _unit_page_key(page: services.UnitPage, aids: Person, locale: str) -> Hashable:
+def _unit_page_key(page: services.UnitPage, aids: services.ReadingAids, locale: str) -> Hashable:
     """Everything a unit page shows but the reader's tokens (see PageCache): the unit and its
     place in the course's order, the video, the reader's aids, and their progress and answers."""
     progress = page.progress
