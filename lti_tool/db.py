@@ -144,6 +144,12 @@ class WriteQueue:
         self._commits = 0
         self.wal_path = lock_path.removesuffix("-writers.lock") + "-wal" if lock_path else None
 
+    def wal_bytes(self) -> int:
+        try:
+            return os.path.getsize(self.wal_path) if self.wal_path else 0
+        except OSError:
+            return 0
+
     def checkpoint_due(self) -> bool:
         """True on every `CHECKPOINT_EVERY`-th write committed by this process."""
         self._commits += 1
@@ -201,29 +207,32 @@ class QueuedWriters(sqlite3.Connection):
             self.write_queue.leave()
 
     def commit(self) -> None:
+        """Commit; every `CHECKPOINT_EVERY`-th write of the process also checkpoints the WAL.
+
+        Usually PASSIVE, after our turn: it waits for no one and takes no write lock. But under
+        steady load some reader always holds a snapshot in the WAL, which then never restarts
+        and grows without end; past `WAL_RESTART_BYTES` the checkpoint truncates it, in our
+        turn (it needs the write lock), waiting at most `WAL_RESTART_WAIT_MS` for readers."""
+        queue = self.write_queue if self._queued else None
+        due = queue is not None and queue.checkpoint_due()
         try:
             super().commit()
-            if self._queued and self.write_queue is not None and self.write_queue.checkpoint_due():
-                self.checkpoint(self.write_queue.wal_path)  # still our turn: no writer waits on it
+            if due and queue is not None and queue.wal_bytes() > WAL_RESTART_BYTES:
+                due = False
+                self._checkpoint("TRUNCATE", wait_ms=WAL_RESTART_WAIT_MS)
         finally:
             self.leave_queue()
+        if due:
+            self._checkpoint("PASSIVE")
 
-    def checkpoint(self, wal_path: str | None) -> None:
-        """Copy the WAL's committed pages into the database. Usually PASSIVE: it waits for no
-        one. But under steady load some reader always holds a snapshot in the WAL, which then
-        never restarts and grows without end; past `WAL_RESTART_BYTES` the checkpoint waits
-        (briefly) for the readers of the moment to finish and truncates it."""
+    def _checkpoint(self, mode: str, wait_ms: int | None = None) -> None:
         try:
-            size = os.path.getsize(wal_path) if wal_path else 0
-        except OSError:
-            size = 0
-        try:
-            if size <= WAL_RESTART_BYTES:
-                self.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+            if wait_ms is None:
+                self.execute(f"PRAGMA wal_checkpoint({mode})").close()
                 return
-            self.execute(f"PRAGMA busy_timeout={WAL_RESTART_WAIT_MS}").close()
+            self.execute(f"PRAGMA busy_timeout={wait_ms}").close()
             try:
-                self.execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+                self.execute(f"PRAGMA wal_checkpoint({mode})").close()
             finally:
                 self.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}").close()
         except sqlite3.OperationalError:
