@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g, redirect, render_template, request
+from collections.abc import Hashable
+
+from flask import Blueprint, current_app, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
 
 from lti_tool import runtime
 from lti_tool.db import get_session, read_only
@@ -17,6 +20,7 @@ from lti_tool.web.context import (
     requires_staff,
 )
 from lti_tool.web.i18n import SUPPORTED_LOCALES
+from lti_tool.web.templating import PageCache
 
 bp = Blueprint("home", __name__, template_folder="templates")
 
@@ -26,7 +30,43 @@ bp = Blueprint("home", __name__, template_folder="templates")
 @requires_session
 def course() -> ResponseReturnValue:
     page = services.course_home(get_session(), runtime.catalog(), g.tool_session)
-    return render_template("home/course.html", page=page)
+    name = page.member.person.display_name
+    return course_pages().render(
+        _course_page_key(page, name is not None),
+        "home/course.html",
+        fills={"reader_name": name},
+        page=page,
+    )
+
+
+def course_pages() -> PageCache:
+    cache: PageCache = current_app.extensions.setdefault("tsunagu.course_pages", PageCache())
+    return cache
+
+
+def _course_page_key(page: services.CourseHome, has_name: bool) -> Hashable:
+    """Everything a course home shows but the reader's tokens and name (see PageCache)."""
+    activity = page.activity
+    return (
+        request.path,
+        str(get_locale()),
+        request.args.get("activity"),
+        g.tool_session.is_staff,
+        page.member.course.display_title,
+        has_name,
+        (activity.title,) if activity is not None else None,
+        tuple(
+            (
+                module.module.id,
+                module.percent,
+                module.completed_required,
+                module.required_count,
+                module.settings.due_at if module.settings else None,
+                module.is_overdue,
+            )
+            for module in page.modules
+        ),
+    )
 
 
 @bp.get("/course/overview")

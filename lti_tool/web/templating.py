@@ -13,7 +13,7 @@ from flask_babel import format_datetime, get_locale, get_translations
 from flask_babel import lazy_gettext as _l
 from jinja2 import pass_context
 from jinja2.runtime import Context
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from lti_tool.catalog.ruby import render_inline
 from lti_tool.lti.roles import Role, decode_roles
@@ -108,12 +108,22 @@ class PageCache:
         self.size = size
         self._pages: dict[Hashable, tuple[str, ...]] = {}
 
-    def render(self, key: Hashable, template: str, **context: Any) -> str:
+    def render(
+        self,
+        key: Hashable,
+        template: str,
+        fills: Mapping[str, str | None] | None = None,
+        **context: Any,
+    ) -> str:
+        """The page for `key`. `fills` are further per-reader values (a name, say) passed to
+        the template as holes and filled HTML-escaped; the key must still say whether each
+        is empty, if the template tests it."""
+        fills = fills or {}
         pieces = self._pages.get(key)
         if pieces is None:
-            pieces = self._skeleton(template, context)
+            pieces = self._skeleton(template, context, fills)
             if pieces is None:
-                return render_template(template, **context)
+                return render_template(template, **context, **fills)
             if len(self._pages) >= self.size:
                 # Forget the oldest entry (dicts keep insertion order); racing threads may
                 # both do this, which only forgets one more.
@@ -124,6 +134,8 @@ class PageCache:
             _HOLES["csrf_token"]: csrf_token(),
             _HOLES["window_token"]: window_token() or "",
         }
+        for name, value in fills.items():
+            values[_fill_hole(name)] = str(escape(value or ""))
         return "".join([values.get(piece, piece) for piece in pieces])
 
     def clear(self) -> None:
@@ -133,7 +145,9 @@ class PageCache:
         return len(self._pages)
 
     @staticmethod
-    def _skeleton(template: str, context: dict[str, Any]) -> tuple[str, ...] | None:
+    def _skeleton(
+        template: str, context: dict[str, Any], fills: Mapping[str, str | None]
+    ) -> tuple[str, ...] | None:
         if current_session() is None:
             return None
         fresh = g.pop("_fresh_token", None)
@@ -142,6 +156,7 @@ class PageCache:
             html = render_template(
                 template,
                 **context,
+                **{name: _fill_hole(name) if value else value for name, value in fills.items()},
                 session_token=lambda: _HOLES["session_token"],
                 csrf_token=lambda: _HOLES["csrf_token"],
                 window_token=lambda: _HOLES["window_token"],
@@ -150,9 +165,21 @@ class PageCache:
             g.pop("_fresh_token", None)
             if fresh is not None:
                 g._fresh_token = fresh
-        # Never keep a page that carries this reader's own token (a template that bypassed
-        # the holes): it would be served to the next reader.
+        # Never keep a page that carries this reader's own token or values (a template that
+        # bypassed the holes): it would be served to the next reader.
         own = [token for token in (session_token(), csrf_token(), window_token()) if token]
-        if any(token in html for token in own):
+        # (Names shorter than 6 characters may well occur in any page: not checked.)
+        own += [str(escape(value)) for value in fills.values() if value and len(value) >= 6]
+        if any(value in html for value in own):
             return None
-        return tuple(piece for piece in _HOLE_PATTERN.split(html) if piece)
+        pattern = _HOLE_PATTERN if not fills else _holes_pattern(fills)
+        return tuple(piece for piece in pattern.split(html) if piece)
+
+
+def _fill_hole(name: str) -> str:
+    return f"tsunaguHoleFill{name}7f3c"
+
+
+def _holes_pattern(fills: Mapping[str, Any]) -> re.Pattern[str]:
+    names = [*_HOLES.values(), *(_fill_hole(name) for name in sorted(fills))]
+    return re.compile("(" + "|".join(re.escape(name) for name in names) + ")")

@@ -39,8 +39,8 @@ def normalised(html: str) -> str:
 def plain(monkeypatch):
     """Turns the cache off: each page rendered by its template alone."""
 
-    def render_plainly(self, key, template, **context):
-        return render_template(template, **context)
+    def render_plainly(self, key, template, fills=None, **context):
+        return render_template(template, **context, **(fills or {}))
 
     def switch(on: bool) -> None:
         if on:
@@ -199,3 +199,90 @@ def test_the_cache_keeps_at_most_its_size(app, monkeypatch):
         for n in range(10):
             assert cache.render(n, "t", n=n) == f"page {n}"
     assert len(cache) == 3
+
+
+def course_tokens(html: str) -> dict[str, str]:
+    found = {"csrf": re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)}
+    found["session"] = re.search(r'name="ts" value="([^"]+)"', html).group(1)
+    window = re.search(r'class="new-window" href="[^"]*[?&]ts=([^"&]+)', html)
+    if window:
+        found["window"] = window.group(1)
+    return found
+
+
+def assert_course_same_as_plain(browser, plain, url: str) -> str:
+    cached = [browser.get(url) for _ in range(2)]
+    plain(True)
+    try:
+        reference = browser.get(url)
+    finally:
+        plain(False)
+
+    def norm(html: str) -> str:
+        for name, value in course_tokens(html).items():
+            html = html.replace(value, f"<{name} token>")
+        return html
+
+    for page in [*cached, reference]:
+        assert page.status_code == 200, page.text[:300]
+        assert "tsunaguHole" not in page.text
+    assert norm(cached[0].text) == norm(reference.text)
+    assert norm(cached[1].text) == norm(reference.text)
+    return cached[1].text
+
+
+def test_cached_course_homes_equal_their_plain_rendering(browser, reg, instructor, plain, lms):
+    hostile = make_user("Learner", name='<b>"O\'Brien & Co"</b>')
+    ts = token_of(browser.launch(reg, hostile))
+    html = assert_course_same_as_plain(browser, plain, f"/course?ts={ts}")
+    assert "&lt;b&gt;&#34;O&#39;Brien &amp; Co&#34;&lt;/b&gt;" in html
+    assert "<b>" not in html
+    assert_course_same_as_plain(browser, plain, f"/course?ts={ts}&activity=pending")
+    # A reader whose platform withholds the name, and one in a course of another title.
+    nameless = make_user("Learner", name=None, given_name=None, family_name=None)
+    nts = token_of(browser.launch(reg, nameless))
+    assert_course_same_as_plain(browser, plain, f"/course?ts={nts}")
+    course = lms.course
+    lms.course = {"id": "course-2", "title": "Another course", "label": "OTHER"}
+    try:
+        elsewhere = token_of(browser.launch(reg, make_user("Learner", name=hostile.name)))
+    finally:
+        lms.course = course
+    html = assert_course_same_as_plain(browser, plain, f"/course?ts={elsewhere}")
+    assert "Another course" in html
+
+    # Progress and an instructor's due date change the page.
+    unit = browser.get(f"/modules/A/a01-first?ts={ts}")
+    question = re.search(r'<input type="radio" name="([^"]+)"', unit.text).group(1)
+    browser.post(
+        "/modules/A/a01-first/check",
+        {"ts": ts, "csrf_token": tokens_on(unit.text)["csrf"], question: "0"},
+    )
+    html = assert_course_same_as_plain(browser, plain, f"/course?ts={ts}")
+    assert 'value="50"' in html
+    sts = token_of(browser.launch(reg, instructor))
+    form = browser.get(f"/modules/B/settings?ts={sts}")
+    browser.post(
+        "/modules/B/settings",
+        {
+            "ts": sts,
+            "csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1),
+            "required": ["b01-first", "b02-second"],
+            "due": "2020-01-31",
+        },
+    )
+    html = assert_course_same_as_plain(browser, plain, f"/course?ts={ts}")
+    assert 'class="overdue"' in html
+
+    # The instructor's own view of the page.
+    assert_course_same_as_plain(browser, plain, f"/course?ts={sts}")
+
+
+def test_readers_sharing_a_cached_course_home_each_see_their_own_name(browser, reg):
+    first = make_user("Learner", name="Nguyen Thi Lan")
+    second = make_user("Learner", name="Maria Santos Oliveira")
+    one = browser.get(f"/course?ts={token_of(browser.launch(reg, first))}")
+    two = browser.get(f"/course?ts={token_of(browser.launch(reg, second))}")
+    assert "Nguyen Thi Lan" in one.text and "Maria Santos Oliveira" not in one.text
+    assert "Maria Santos Oliveira" in two.text and "Nguyen Thi Lan" not in two.text
+    assert course_tokens(one.text)["session"] not in two.text
