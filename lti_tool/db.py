@@ -360,6 +360,26 @@ class Database:
             session.close()
 
     @contextmanager
+    def small_write_scope(self) -> Iterator[Session]:
+        """A write of a statement or two, each of which stands on its own (an upsert, say):
+        on PostgreSQL in autocommit, which spares the BEGIN and COMMIT round trips; on SQLite
+        a `session_scope`, which keeps to the queue of writers."""
+        if self.is_sqlite:
+            with self.session_scope() as session:
+                yield session
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            session = Session(bind=conn, expire_on_commit=False)
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+
+    @contextmanager
     def exclusive(self, name: str, timeout: float = 30.0) -> Iterator[None]:
         """Only one holder of `name` at a time, across every worker process (and thread).
 

@@ -243,3 +243,35 @@ def test_sqlite_wal_is_truncated_when_some_reader_always_holds_a_snapshot(
             assert session.execute(text("SELECT count(*) FROM page")).scalar_one() == 400
     finally:
         database.engine.dispose()
+
+
+def test_a_small_write_needs_no_transaction_round_trips_on_postgresql(database_url: str) -> None:
+    from sqlalchemy import event
+
+    database = Database(database_url)
+    sent: list[str] = []
+    event.listen(
+        database.engine, "before_cursor_execute", lambda *args: sent.append(args[2].split()[0])
+    )
+    try:
+        with database.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE small_write (n INTEGER)"))
+        sent.clear()
+        with database.small_write_scope() as session:
+            session.execute(text("INSERT INTO small_write VALUES (1)"))
+            dbapi = session.connection().connection.dbapi_connection
+            # PostgreSQL: autocommit, so psycopg sends no BEGIN (nor COMMIT) of its own.
+            assert database.is_sqlite or dbapi.autocommit
+        # SQLite keeps to its queue of writers, in a transaction taken up front.
+        assert sent == (["BEGIN", "INSERT"] if database.is_sqlite else ["INSERT"])
+        with pytest.raises(RuntimeError), database.small_write_scope() as session:
+            session.execute(text("INSERT INTO small_write VALUES (2)"))
+            raise RuntimeError("after the statement")
+        with database.read_scope() as session:
+            kept = session.execute(text("SELECT n FROM small_write ORDER BY n")).scalars().all()
+        # Autocommit: a statement stands on its own (hence "small" writes only).
+        assert kept == ([1] if database.is_sqlite else [1, 2])
+    finally:
+        with database.engine.begin() as conn:
+            conn.execute(text("DROP TABLE small_write"))
+        database.engine.dispose()

@@ -97,7 +97,7 @@ def unit(module_id: str, unit_id: str) -> ResponseReturnValue:
         g.tool_session,
         module_id,
         unit_id,
-        writer=get_db().session_scope,
+        writer=get_db().small_write_scope,
     )
     aids = _aids()
     easy = g.tool_session.locale == "ja" and aids.easy_japanese and page.unit.has_easy
