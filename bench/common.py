@@ -181,6 +181,8 @@ class Platform:
 @contextmanager
 def tool_server(database_url: str, *, workers: int = 2) -> Iterator[str]:
     """The tool under gunicorn (2 workers × 4 threads), as `make run` and Docker serve it."""
+    from lti_tool.cli import gunicorn_tmp_dir_args
+
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as instance:
@@ -208,6 +210,8 @@ def tool_server(database_url: str, *, workers: int = 2) -> Iterator[str]:
                 f"127.0.0.1:{port}",
                 "--log-level",
                 "warning",
+                *gunicorn_tmp_dir_args(),
+                *os.environ.get("BENCH_GUNICORN_ARGS", "").split(),
                 "lti_tool.wsgi:app",
             ],
             env=env,

@@ -635,6 +635,15 @@ def serve(ctx: CliContext, workers: int, threads: int, dev: bool) -> None:
             str(threads),
             "--bind",
             f"{cfg.host}:{cfg.port}",
+            *gunicorn_tmp_dir_args(),
             "lti_tool.wsgi:app",
         ],
     )
+
+
+def gunicorn_tmp_dir_args() -> list[str]:
+    """Workers tell the arbiter they are alive by touching a file, between requests: in memory
+    (/dev/shm, as gunicorn advises for containers) that is cheaper than on a disk, and never
+    blocks on one."""
+    shm = "/dev/shm"  # noqa: S108 - gunicorn makes its files there with mkstemp and unlinks them
+    return ["--worker-tmp-dir", shm] if os.path.isdir(shm) else []

@@ -380,3 +380,23 @@ def test_registration_cache_seconds_come_from_the_environment(
     assert Config.from_env().registration_cache_ttl == 12.5
     monkeypatch.delenv("REGISTRATION_CACHE_SECONDS")
     assert Config.from_env().registration_cache_ttl == 5.0
+
+
+def test_serve_migrates_and_execs_gunicorn_as_documented(cli, monkeypatch):
+    """`make run` and the Dockerfile serve through `lti-tool serve`: gunicorn gthread, the
+    workers of WEB_CONCURRENCY with 4 threads each, heartbeat files in memory."""
+    launched: list[list[str]] = []
+
+    def fake_exec(_file: str, argv: list[str]) -> None:
+        launched.append(argv)
+
+    monkeypatch.setattr("lti_tool.cli.os.execvp", fake_exec)
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    output = ok(cli("serve"))
+    assert "Dynamic Registration URL" in output
+    [argv] = launched
+    options = dict(zip(argv[3:-1:2], argv[4:-1:2], strict=True))
+    assert argv[1:3] == ["-m", "gunicorn"] and argv[-1] == "lti_tool.wsgi:app"
+    assert options["--workers"] == "3" and options["--worker-class"] == "gthread"
+    assert options["--threads"] == "4"
+    assert options.get("--worker-tmp-dir") == "/dev/shm"
