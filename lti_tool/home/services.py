@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from flask import url_for
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from lti_tool.catalog.model import Catalog
+from lti_tool.errors import NotFound
 from lti_tool.identity import services as identity
-from lti_tool.identity.models import Member, ResourceLink
+from lti_tool.identity.models import Course, Member, Person, ResourceLink, display_name_of
 from lti_tool.modules.services import ModulePage, course_modules
 from lti_tool.web.context import own_page_url
 from lti_tool.web.session import ToolSession
@@ -21,8 +24,10 @@ def landing_endpoint(tool_session: ToolSession) -> str:
 
 @dataclass(frozen=True)
 class CourseHome:
-    member: Member
-    activity: ResourceLink | None
+    course_title: str
+    reader_name: str | None
+    # The activity launched from: its title ("" if it has none), or None for no activity.
+    activity_title: str | None
     modules: list[ModulePage]
 
 
@@ -34,15 +39,54 @@ class CourseOverview:
     activities: list[ResourceLink]
 
 
+_MEMBER = cast(Table, Member.__table__)
+_COURSE = cast(Table, Course.__table__)
+_PERSON = cast(Table, Person.__table__)
+_LINK = cast(Table, ResourceLink.__table__)
+# The member (always within the session's course), their name, the course and the activity,
+# in one query built once.
+_COURSE_HOME = (
+    select(
+        _COURSE.c.title,
+        _COURSE.c.label,
+        _PERSON.c.name,
+        _PERSON.c.given_name,
+        _PERSON.c.family_name,
+        _LINK.c.id.label("link_pk"),
+        _LINK.c.title.label("link_title"),
+    )
+    .select_from(
+        _MEMBER.join(_COURSE, _COURSE.c.id == _MEMBER.c.course_id)
+        .join(_PERSON, _PERSON.c.id == _MEMBER.c.person_id)
+        .outerjoin(
+            _LINK,
+            (_LINK.c.id == bindparam("link_pk")) & (_LINK.c.course_id == _MEMBER.c.course_id),
+        )
+    )
+    .where(_MEMBER.c.id == bindparam("member_id"), _MEMBER.c.course_id == bindparam("course_id"))
+)
+
+
 def course_home(session: Session, catalog: Catalog, tool_session: ToolSession) -> CourseHome:
-    member = identity.load_member(session, tool_session.member_id, tool_session.course_id)
-    activity = None
-    if tool_session.resource_link_pk is not None:
-        activity = session.get(ResourceLink, tool_session.resource_link_pk)
-        if activity is not None and activity.course_id != tool_session.course_id:
-            activity = None
+    row = (
+        session.connection()
+        .execute(
+            _COURSE_HOME,
+            {
+                "member_id": tool_session.member_id,
+                "course_id": tool_session.course_id,
+                "link_pk": tool_session.resource_link_pk,
+            },
+        )
+        .first()
+    )
+    if row is None:
+        raise NotFound("member not found")
     return CourseHome(
-        member=member, activity=activity, modules=course_modules(session, catalog, tool_session)
+        course_title=row.title or row.label,
+        reader_name=display_name_of(row.name, row.given_name, row.family_name),
+        activity_title=(row.link_title or "") if row.link_pk is not None else None,
+        modules=course_modules(session, catalog, tool_session),
     )
 
 

@@ -30,11 +30,10 @@ bp = Blueprint("home", __name__, template_folder="templates")
 @requires_session
 def course() -> ResponseReturnValue:
     page = services.course_home(get_session(), runtime.catalog(), g.tool_session)
-    name = page.member.person.display_name
     return course_pages().render(
-        _course_page_key(page, name is not None),
+        _course_page_key(page),
         "home/course.html",
-        fills={"reader_name": name},
+        fills={"reader_name": page.reader_name},
         page=page,
     )
 
@@ -44,17 +43,16 @@ def course_pages() -> PageCache:
     return cache
 
 
-def _course_page_key(page: services.CourseHome, has_name: bool) -> Hashable:
+def _course_page_key(page: services.CourseHome) -> Hashable:
     """Everything a course home shows but the reader's tokens and name (see PageCache)."""
-    activity = page.activity
     return (
         request.path,
         str(get_locale()),
         request.args.get("activity"),
         g.tool_session.is_staff,
-        page.member.course.display_title,
-        has_name,
-        (activity.title,) if activity is not None else None,
+        page.course_title,
+        page.reader_name is not None,
+        page.activity_title,
         tuple(
             (
                 module.module.id,

@@ -38,6 +38,14 @@ class Course(Base):
         return self.title or self.label
 
 
+def display_name_of(name: str | None, given: str | None, family: str | None) -> str | None:
+    """A person's name as platforms give it: the full name, else given and family names."""
+    if name:
+        return name
+    parts = [part for part in (given, family) if part]
+    return " ".join(parts) or None
+
+
 class Person(Base):
     """A user of one platform. Names and email are optional: platforms may withhold them."""
 
@@ -63,10 +71,7 @@ class Person(Base):
 
     @property
     def display_name(self) -> str | None:
-        if self.name:
-            return self.name
-        parts = [part for part in (self.given_name, self.family_name) if part]
-        return " ".join(parts) or None
+        return display_name_of(self.name, self.given_name, self.family_name)
 
 
 class MemberSource(StrEnum):

@@ -46,3 +46,30 @@ def test_a_launch_holds_no_write_lock_while_it_fetches_the_platforms_keys(
     page = browser.launch(reg, learner)
     assert page.status_code == 200
     assert lms.jwks_hits >= 1
+
+
+def test_the_course_home_names_the_activity_only_within_its_course(app, browser, reg, learner, lms):
+    from dataclasses import replace
+    from urllib.parse import parse_qs, urlsplit
+
+    from lti_tool.web.session import BINDING_COOKIE
+
+    page = browser.launch(reg, learner)
+    assert "活動「Module A」を開きました。" in page.text
+    course = lms.course
+    lms.course = {"id": "course-2", "title": "Another course", "label": "OTHER"}
+    try:
+        elsewhere = browser.launch(reg, learner, resource_link_id="rl-other")
+    finally:
+        lms.course = course
+    codec = app.extensions["tsunagu.codec"]
+    cookie = browser.http.cookies.get(BINDING_COOKIE)
+    first = codec.loads(parse_qs(urlsplit(page.url).query)["ts"][0], cookie)
+    second = codec.loads(parse_qs(urlsplit(elsewhere.url).query)["ts"][0], cookie)
+    assert first.course_id != second.course_id
+    # A session of the first course naming the second course's activity: no activity shown.
+    mixed = codec.dumps(replace(first, resource_link_pk=second.resource_link_pk))
+    home = browser.get(f"/course?ts={mixed}")
+    assert home.status_code == 200
+    assert "外国人支援コーディネーター養成研修 2026" in home.text
+    assert "を開きました" not in home.text
