@@ -19,7 +19,6 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, joinedload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from lti_tool.catalog.model import Catalog, Module, Unit
 from lti_tool.db import utcnow
@@ -50,8 +49,64 @@ _SETTINGS_OF_MODULE = select(ModuleSettings).where(
 _SETTINGS_OF_COURSE = select(ModuleSettings).where(
     ModuleSettings.course_id == bindparam("course_id")
 )
-_PROGRESS_OF_MEMBER = select(UnitProgress).where(UnitProgress.member_id == bindparam("member_id"))
-_PROGRESS_IN_MODULE = _PROGRESS_OF_MEMBER.where(UnitProgress.module_id == bindparam("module_id"))
+_PROGRESS_TABLE = cast(Table, UnitProgress.__table__)
+_PROGRESS_COLUMNS = [
+    _PROGRESS_TABLE.c[name]
+    for name in (
+        "id",
+        "module_id",
+        "unit_id",
+        "opened_at",
+        "last_seen_at",
+        "read_at",
+        "checked_at",
+        "check_correct",
+        "check_total",
+        "check_answers",
+    )
+]
+_PROGRESS_OF_MEMBER = select(*_PROGRESS_COLUMNS).where(
+    _PROGRESS_TABLE.c.member_id == bindparam("member_id")
+)
+_PROGRESS_IN_MODULE = _PROGRESS_OF_MEMBER.where(
+    _PROGRESS_TABLE.c.module_id == bindparam("module_id")
+)
+
+
+@dataclass(slots=True)
+class Progress:
+    """A reader's progress in a unit as pages show it (a row of `UnitProgress`, read without
+    the ORM: pages read many and change none)."""
+
+    id: int
+    module_id: str
+    unit_id: str
+    opened_at: dt.datetime
+    last_seen_at: dt.datetime
+    read_at: dt.datetime | None = None
+    checked_at: dt.datetime | None = None
+    check_correct: int | None = None
+    check_total: int | None = None
+    check_answers: dict[str, Any] | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.checked_at is not None
+
+    @classmethod
+    def of(cls, row: UnitProgress) -> Progress:
+        return cls(
+            row.id,
+            row.module_id,
+            row.unit_id,
+            row.opened_at,
+            row.last_seen_at,
+            row.read_at,
+            row.checked_at,
+            row.check_correct,
+            row.check_total,
+            row.check_answers,
+        )
 
 
 def settings_for(session: Session, course_id: int, module_id: str) -> ModuleSettings | None:
@@ -96,7 +151,7 @@ def _unit(module: Module, unit_id: str) -> Unit:
 class UnitStatus:
     unit: Unit
     required: bool
-    progress: UnitProgress | None
+    progress: Progress | None
 
     @property
     def state(self) -> str:
@@ -148,14 +203,13 @@ class ModulePage:
 
 def _progress_rows(
     session: Session, member_id: int, module_id: str | None = None
-) -> dict[str, UnitProgress]:
+) -> dict[str, Progress]:
+    conn = session.connection()
     if module_id is None:
-        rows = session.scalars(_PROGRESS_OF_MEMBER, {"member_id": member_id})
+        rows = conn.execute(_PROGRESS_OF_MEMBER, {"member_id": member_id})
     else:
-        rows = session.scalars(
-            _PROGRESS_IN_MODULE, {"member_id": member_id, "module_id": module_id}
-        )
-    return {row.unit_id: row for row in rows}
+        rows = conn.execute(_PROGRESS_IN_MODULE, {"member_id": member_id, "module_id": module_id})
+    return {row.unit_id: Progress(*row) for row in rows}
 
 
 def _module_open(settings: ModuleSettings | None) -> bool:
@@ -229,7 +283,7 @@ def video_for(url: str | None) -> Video | None:
 class UnitPage:
     module: ModulePage
     unit: Unit
-    progress: UnitProgress
+    progress: Progress
     previous: Unit | None
     next: Unit | None
     video: Video | None
@@ -315,15 +369,15 @@ def _note_open(
     ts: ToolSession,
     module_id: str,
     unit_id: str,
-    known: UnitProgress | None,
-) -> UnitProgress:
+    known: Progress | None,
+) -> Progress:
     """Record that the reader opened a unit, in one statement: the page's progress (to show;
     changes to it are not saved)."""
     now = utcnow()
     conn = session.connection()
     if known is not None:
         conn.execute(_SEEN, {"progress_id": known.id, "now": now})
-        set_committed_value(known, "last_seen_at", now)
+        known.last_seen_at = now
         return known
     values = {
         "course_id": ts.course_id,
@@ -335,16 +389,8 @@ def _note_open(
     inserted = conn.execute(_opened_statement(conn.dialect.name), values).first()
     if inserted is None:
         # The same reader opened it in another tab at the same moment.
-        return _record_open(session, ts, module_id, unit_id)
-    return UnitProgress(
-        id=inserted.id,
-        course_id=ts.course_id,
-        member_id=ts.member_id,
-        module_id=module_id,
-        unit_id=unit_id,
-        opened_at=now,
-        last_seen_at=now,
-    )
+        return Progress.of(_record_open(session, ts, module_id, unit_id))
+    return Progress(inserted.id, module_id, unit_id, opened_at=now, last_seen_at=now)
 
 
 def _record_open(session: Session, ts: ToolSession, module_id: str, unit_id: str) -> UnitProgress:
@@ -610,9 +656,13 @@ def learners(session: Session, course_id: int) -> list[Member]:
 
 def progress_reports(session: Session, catalog: Catalog, course_id: int) -> list[ModuleReport]:
     people = learners(session, course_id)
-    progress: dict[tuple[int, str], UnitProgress] = {
-        (row.member_id, row.unit_id): row
-        for row in session.scalars(select(UnitProgress).where(UnitProgress.course_id == course_id))
+    progress: dict[tuple[int, str], Progress] = {
+        (row[0], row.unit_id): Progress(*row[1:])
+        for row in session.connection().execute(
+            select(_PROGRESS_TABLE.c.member_id, *_PROGRESS_COLUMNS).where(
+                _PROGRESS_TABLE.c.course_id == course_id
+            )
+        )
     }
     settings = {
         row.module_id: row
