@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from collections.abc import Hashable, Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -104,9 +105,13 @@ class PageCache:
     to its plain rendering.
     """
 
-    def __init__(self, size: int = 2048) -> None:
-        self.size = size
+    def __init__(self, max_chars: int = 4_000_000) -> None:
+        # A budget in characters of kept pages (a unit page is ~30,000): about 8 MB per
+        # worker for pages in Japanese. The oldest pages go first.
+        self.max_chars = max_chars
         self._pages: dict[Hashable, tuple[str, ...]] = {}
+        self._chars = 0
+        self._lock = threading.Lock()
 
     def render(
         self,
@@ -124,11 +129,7 @@ class PageCache:
             pieces = self._skeleton(template, context, fills)
             if pieces is None:
                 return render_template(template, **context, **fills)
-            if len(self._pages) >= self.size:
-                # Forget the oldest entry (dicts keep insertion order); racing threads may
-                # both do this, which only forgets one more.
-                self._pages.pop(next(iter(self._pages), None), None)
-            self._pages[key] = pieces
+            self._keep(key, pieces)
         values = {
             _HOLES["session_token"]: session_token() or "",
             _HOLES["csrf_token"]: csrf_token(),
@@ -138,8 +139,28 @@ class PageCache:
             values[_fill_hole(name)] = str(escape(value or ""))
         return "".join([values.get(piece, piece) for piece in pieces])
 
+    def _keep(self, key: Hashable, pieces: tuple[str, ...]) -> None:
+        size = sum(map(len, pieces))
+        if size > self.max_chars:
+            return
+        with self._lock:
+            if key in self._pages:
+                return
+            while self._pages and self._chars + size > self.max_chars:
+                # The oldest first (dicts keep insertion order).
+                oldest = next(iter(self._pages))
+                self._chars -= sum(map(len, self._pages.pop(oldest)))
+            self._pages[key] = pieces
+            self._chars += size
+
+    @property
+    def chars(self) -> int:
+        return self._chars
+
     def clear(self) -> None:
-        self._pages.clear()
+        with self._lock:
+            self._pages.clear()
+            self._chars = 0
 
     def __len__(self) -> int:
         return len(self._pages)

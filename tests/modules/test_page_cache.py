@@ -186,19 +186,30 @@ def test_the_cache_never_keeps_a_page_that_shows_a_readers_own_token(app, monkey
         assert cache.render("k", "t", leaked="") == "<p></p><i>reader-two-csrf</i>"
 
 
-def test_the_cache_keeps_at_most_its_size(app, monkeypatch):
+def test_the_cache_keeps_at_most_its_budget_oldest_pages_first(app, monkeypatch):
     from lti_tool.web import templating
 
     monkeypatch.setattr(templating, "current_session", lambda: object())
     monkeypatch.setattr(templating, "session_token", lambda: "t")
     monkeypatch.setattr(templating, "csrf_token", lambda: "c")
     monkeypatch.setattr(templating, "window_token", lambda: None)
-    monkeypatch.setattr(templating, "render_template", lambda _name, **ctx: f"page {ctx['n']}")
-    cache = PageCache(size=3)
+    monkeypatch.setattr(templating, "render_template", lambda _name, **ctx: "x" * ctx["n"])
+    cache = PageCache(max_chars=100)
     with app.test_request_context("/"):
-        for n in range(10):
-            assert cache.render(n, "t", n=n) == f"page {n}"
-    assert len(cache) == 3
+        for key, n in enumerate([40, 40, 40, 10, 500]):
+            assert cache.render(key, "t", n=n) == "x" * n
+    # 40 + 40 + 40 is over budget: the first went; 500 alone is over it: never kept.
+    assert len(cache) == 3 and cache.chars == 90
+    rendered: list[int] = []
+    monkeypatch.setattr(
+        templating,
+        "render_template",
+        lambda _name, **ctx: rendered.append(ctx["n"]) or "x" * ctx["n"],
+    )
+    with app.test_request_context("/"):
+        for key, n in [(1, 40), (2, 40), (3, 10), (0, 40)]:
+            cache.render(key, "t", n=n)
+    assert rendered == [40]  # only the one forgotten is rendered again
 
 
 def course_tokens(html: str) -> dict[str, str]:
