@@ -39,6 +39,9 @@ def hello():
 
 @contextmanager
 def hello_server() -> Iterator[tuple[str, list[int]]]:
+    """A Flask hello-world under gunicorn as the tool is served (2 workers × 4 threads)."""
+    from lti_tool.cli import gunicorn_tmp_dir_args
+
     port = free_port()
     with tempfile.TemporaryDirectory() as folder:
         Path(folder, "bench_hello.py").write_text(HELLO)
@@ -46,6 +49,7 @@ def hello_server() -> Iterator[tuple[str, list[int]]]:
             [
                 *(sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class"),
                 *("gthread", "--threads", "4", "--bind", f"127.0.0.1:{port}"),
+                *gunicorn_tmp_dir_args(),
                 *("--chdir", folder, "--log-level", "warning", "bench_hello:app"),
             ],
             start_new_session=True,
