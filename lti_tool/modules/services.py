@@ -46,9 +46,59 @@ _SETTINGS_OF_MODULE = select(ModuleSettings).where(
     ModuleSettings.course_id == bindparam("course_id"),
     ModuleSettings.module_id == bindparam("module_id"),
 )
-_SETTINGS_OF_COURSE = select(ModuleSettings).where(
-    ModuleSettings.course_id == bindparam("course_id")
+_SETTINGS_TABLE = cast(Table, ModuleSettings.__table__)
+_SETTINGS_COLUMNS = [
+    _SETTINGS_TABLE.c[name]
+    for name in (
+        "module_id",
+        "unit_order",
+        "required_units",
+        "video_urls",
+        "opens_at",
+        "due_at",
+        "note",
+        "send_completion_grade",
+    )
+]
+_SETTINGS_VIEW_OF_COURSE = select(*_SETTINGS_COLUMNS).where(
+    _SETTINGS_TABLE.c.course_id == bindparam("course_id")
 )
+_SETTINGS_VIEW_OF_MODULE = _SETTINGS_VIEW_OF_COURSE.where(
+    _SETTINGS_TABLE.c.module_id == bindparam("module_id")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """A course's settings for a module as pages show them (a row of `ModuleSettings`, read
+    without the ORM; `settings_for` gives the row to change)."""
+
+    module_id: str
+    unit_order: list[str] | None
+    required_units: list[str] | None
+    video_urls: dict[str, str]
+    opens_at: dt.datetime | None
+    due_at: dt.datetime | None
+    note: str | None
+    send_completion_grade: bool
+
+    @classmethod
+    def of(cls, row: Any) -> Settings:
+        values = dict(row._mapping)
+        values["video_urls"] = values["video_urls"] or {}
+        values["send_completion_grade"] = bool(values["send_completion_grade"])
+        return cls(**values)
+
+
+def settings_view(session: Session, course_id: int, module_id: str) -> Settings | None:
+    row = (
+        session.connection()
+        .execute(_SETTINGS_VIEW_OF_MODULE, {"course_id": course_id, "module_id": module_id})
+        .first()
+    )
+    return Settings.of(row) if row is not None else None
+
+
 _PROGRESS_TABLE = cast(Table, UnitProgress.__table__)
 _PROGRESS_COLUMNS = [
     _PROGRESS_TABLE.c[name]
@@ -115,7 +165,7 @@ def settings_for(session: Session, course_id: int, module_id: str) -> ModuleSett
     ).first()
 
 
-def ordered_units(module: Module, settings: ModuleSettings | None) -> list[Unit]:
+def ordered_units(module: Module, settings: Settings | None) -> list[Unit]:
     if settings is None or not settings.unit_order:
         return list(module.units)
     by_id = {unit.id: unit for unit in module.units}
@@ -123,7 +173,7 @@ def ordered_units(module: Module, settings: ModuleSettings | None) -> list[Unit]
     return ordered + [unit for unit in module.units if unit not in ordered]
 
 
-def required_ids(module: Module, settings: ModuleSettings | None) -> set[str]:
+def required_ids(module: Module, settings: Settings | None) -> set[str]:
     all_ids = {unit.id for unit in module.units}
     if settings is None or settings.required_units is None:
         return all_ids
@@ -167,7 +217,7 @@ class UnitStatus:
 @dataclass(frozen=True)
 class ModulePage:
     module: Module
-    settings: ModuleSettings | None
+    settings: Settings | None
     units: list[UnitStatus]
     is_open: bool
 
@@ -212,13 +262,13 @@ def _progress_rows(
     return {row.unit_id: Progress(*row) for row in rows}
 
 
-def _module_open(settings: ModuleSettings | None) -> bool:
+def _module_open(settings: Settings | None) -> bool:
     return settings is None or settings.opens_at is None or settings.opens_at <= utcnow()
 
 
 def module_page(session: Session, catalog: Catalog, ts: ToolSession, module_id: str) -> ModulePage:
     module = _module(catalog, module_id)
-    settings = settings_for(session, ts.course_id, module.id)
+    settings = settings_view(session, ts.course_id, module.id)
     progress = _progress_rows(session, ts.member_id, module.id)
     required = required_ids(module, settings)
     units = [
@@ -230,8 +280,10 @@ def module_page(session: Session, catalog: Catalog, ts: ToolSession, module_id: 
 
 def course_modules(session: Session, catalog: Catalog, ts: ToolSession) -> list[ModulePage]:
     settings = {
-        row.module_id: row
-        for row in session.scalars(_SETTINGS_OF_COURSE, {"course_id": ts.course_id})
+        row.module_id: Settings.of(row)
+        for row in session.connection().execute(
+            _SETTINGS_VIEW_OF_COURSE, {"course_id": ts.course_id}
+        )
     }
     progress = _progress_rows(session, ts.member_id)
     pages = []
@@ -665,10 +717,8 @@ def progress_reports(session: Session, catalog: Catalog, course_id: int) -> list
         )
     }
     settings = {
-        row.module_id: row
-        for row in session.scalars(
-            select(ModuleSettings).where(ModuleSettings.course_id == course_id)
-        )
+        row.module_id: Settings.of(row)
+        for row in session.connection().execute(_SETTINGS_VIEW_OF_COURSE, {"course_id": course_id})
     }
     reports = []
     for module in catalog.modules:

@@ -90,7 +90,9 @@ def _unit_page_key(page: services.UnitPage, aids: services.ReadingAids, locale: 
 @read_only
 @requires_session
 def unit(module_id: str, unit_id: str) -> ResponseReturnValue:
-    # Read without a write lock; the visit is recorded in a short transaction of its own.
+    # Read without a write lock (the aids first: in the same snapshot as the unit's progress);
+    # the visit is recorded in a short transaction of its own.
+    aids = _aids()
     page = services.open_unit(
         get_session(),
         runtime.catalog(),
@@ -99,7 +101,6 @@ def unit(module_id: str, unit_id: str) -> ResponseReturnValue:
         unit_id,
         writer=get_db().small_write_scope,
     )
-    aids = _aids()
     easy = g.tool_session.locale == "ja" and aids.easy_japanese and page.unit.has_easy
     locale = g.tool_session.locale
     parts = static_parts(page.unit, locale, easy, page.video is not None)
