@@ -8,14 +8,14 @@ import io
 import re
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Column, Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, joinedload
@@ -46,26 +46,14 @@ _SETTINGS_OF_MODULE = select(ModuleSettings).where(
     ModuleSettings.course_id == bindparam("course_id"),
     ModuleSettings.module_id == bindparam("module_id"),
 )
+
+
+def _columns_of(table: Table, view: type[Any]) -> list[Column[Any]]:
+    """The table's columns that a read-only view (a dataclass) names, in its fields' order."""
+    return [table.c[field.name] for field in fields(view)]
+
+
 _SETTINGS_TABLE = cast(Table, ModuleSettings.__table__)
-_SETTINGS_COLUMNS = [
-    _SETTINGS_TABLE.c[name]
-    for name in (
-        "module_id",
-        "unit_order",
-        "required_units",
-        "video_urls",
-        "opens_at",
-        "due_at",
-        "note",
-        "send_completion_grade",
-    )
-]
-_SETTINGS_VIEW_OF_COURSE = select(*_SETTINGS_COLUMNS).where(
-    _SETTINGS_TABLE.c.course_id == bindparam("course_id")
-)
-_SETTINGS_VIEW_OF_MODULE = _SETTINGS_VIEW_OF_COURSE.where(
-    _SETTINGS_TABLE.c.module_id == bindparam("module_id")
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +78,14 @@ class Settings:
         return cls(**values)
 
 
+_SETTINGS_VIEW_OF_COURSE = select(*_columns_of(_SETTINGS_TABLE, Settings)).where(
+    _SETTINGS_TABLE.c.course_id == bindparam("course_id")
+)
+_SETTINGS_VIEW_OF_MODULE = _SETTINGS_VIEW_OF_COURSE.where(
+    _SETTINGS_TABLE.c.module_id == bindparam("module_id")
+)
+
+
 def settings_view(session: Session, course_id: int, module_id: str) -> Settings | None:
     row = (
         session.connection()
@@ -100,27 +96,6 @@ def settings_view(session: Session, course_id: int, module_id: str) -> Settings 
 
 
 _PROGRESS_TABLE = cast(Table, UnitProgress.__table__)
-_PROGRESS_COLUMNS = [
-    _PROGRESS_TABLE.c[name]
-    for name in (
-        "id",
-        "module_id",
-        "unit_id",
-        "opened_at",
-        "last_seen_at",
-        "read_at",
-        "checked_at",
-        "check_correct",
-        "check_total",
-        "check_answers",
-    )
-]
-_PROGRESS_OF_MEMBER = select(*_PROGRESS_COLUMNS).where(
-    _PROGRESS_TABLE.c.member_id == bindparam("member_id")
-)
-_PROGRESS_IN_MODULE = _PROGRESS_OF_MEMBER.where(
-    _PROGRESS_TABLE.c.module_id == bindparam("module_id")
-)
 
 
 @dataclass(slots=True)
@@ -195,6 +170,15 @@ def _unit(module: Module, unit_id: str) -> Unit:
 
 
 # --- learner views ----------------------------------------------------------------------------
+
+
+_PROGRESS_COLUMNS = _columns_of(_PROGRESS_TABLE, Progress)
+_PROGRESS_OF_MEMBER = select(*_PROGRESS_COLUMNS).where(
+    _PROGRESS_TABLE.c.member_id == bindparam("member_id")
+)
+_PROGRESS_IN_MODULE = _PROGRESS_OF_MEMBER.where(
+    _PROGRESS_TABLE.c.module_id == bindparam("module_id")
+)
 
 
 @dataclass(frozen=True)
