@@ -22,6 +22,8 @@ from typing import Annotated, Any, ClassVar, TypeVar, cast
 
 from flask import Flask, Response, current_app, g
 from sqlalchemy import DateTime, Enum, MetaData, String, create_engine, event, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
@@ -79,6 +81,21 @@ def str_enum(enum_cls: type[StrEnum]) -> Enum:
         values_callable=lambda cls: [member.value for member in cls],
         validate_strings=True,
     )
+
+
+def per_dialect(build: Callable[[Callable[..., Any]], Any]) -> Callable[[str], Any]:
+    """A statement with ON CONFLICT, built once per dialect: `build` gets that dialect's
+    `insert` (PostgreSQL's or SQLite's); the result is called with a dialect name."""
+    built: dict[str, Any] = {}
+
+    def statement(dialect: str) -> Any:
+        found = built.get(dialect)
+        if found is None:
+            insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+            found = built[dialect] = build(insert)
+        return found
+
+    return statement
 
 
 class Base(DeclarativeBase):

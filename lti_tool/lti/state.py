@@ -16,15 +16,14 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from lti_tool.db import utcnow
+from lti_tool.db import per_dialect, utcnow
 from lti_tool.lti.models import UsedLoginState
 
 MAX_STATE_LENGTH = 96
@@ -82,25 +81,21 @@ class StateSigner:
 
 
 _TABLE = cast(Table, UsedLoginState.__table__)
-_SPEND: dict[str, Any] = {}
 
 
-def _spend_statement(dialect: str) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING, built once per dialect with bind parameters."""
-    statement = _SPEND.get(dialect)
-    if statement is None:
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        statement = _SPEND[dialect] = (
-            insert(_TABLE)
-            .values(
-                key=bindparam("key"),
-                platform_id=bindparam("platform_id"),
-                expires_at=bindparam("expires_at", type_=_TABLE.c.expires_at.type),
-            )
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(_TABLE.c.key)
+@per_dialect
+def _spend_statement(insert: Callable[..., Any]) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING, with bind parameters."""
+    return (
+        insert(_TABLE)
+        .values(
+            key=bindparam("key"),
+            platform_id=bindparam("platform_id"),
+            expires_at=bindparam("expires_at", type_=_TABLE.c.expires_at.type),
         )
-    return statement
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(_TABLE.c.key)
+    )
 
 
 def spend(session: Session, state: LoginState) -> bool:

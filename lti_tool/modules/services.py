@@ -16,12 +16,10 @@ from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Column, Table, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, joinedload
 
 from lti_tool.catalog.model import Catalog, Module, Unit
-from lti_tool.db import utcnow
+from lti_tool.db import per_dialect, utcnow
 from lti_tool.errors import BadRequest, NotFound
 from lti_tool.grading import services as grading
 from lti_tool.identity.models import Member, Person, ResourceLink
@@ -370,34 +368,29 @@ def open_unit(
     )
 
 
-_PROGRESS = cast(Table, UnitProgress.__table__)
 _SEEN = (
-    update(_PROGRESS)
-    .where(_PROGRESS.c.id == bindparam("progress_id"))
-    .values(last_seen_at=bindparam("now", type_=_PROGRESS.c.last_seen_at.type))
+    update(_PROGRESS_TABLE)
+    .where(_PROGRESS_TABLE.c.id == bindparam("progress_id"))
+    .values(last_seen_at=bindparam("now", type_=_PROGRESS_TABLE.c.last_seen_at.type))
 )
-_OPENED: dict[str, Any] = {}
 
 
-def _opened_statement(dialect: str) -> Any:
-    statement = _OPENED.get(dialect)
-    if statement is None:
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        now = bindparam("now", type_=_PROGRESS.c.opened_at.type)
-        statement = _OPENED[dialect] = (
-            insert(_PROGRESS)
-            .values(
-                course_id=bindparam("course_id"),
-                member_id=bindparam("member_id"),
-                module_id=bindparam("module_id"),
-                unit_id=bindparam("unit_id"),
-                opened_at=now,
-                last_seen_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["member_id", "unit_id"])
-            .returning(_PROGRESS.c.id)
+@per_dialect
+def _opened_statement(insert: Callable[..., Any]) -> Any:
+    now = bindparam("now", type_=_PROGRESS_TABLE.c.opened_at.type)
+    return (
+        insert(_PROGRESS_TABLE)
+        .values(
+            course_id=bindparam("course_id"),
+            member_id=bindparam("member_id"),
+            module_id=bindparam("module_id"),
+            unit_id=bindparam("unit_id"),
+            opened_at=now,
+            last_seen_at=now,
         )
-    return statement
+        .on_conflict_do_nothing(index_elements=["member_id", "unit_id"])
+        .returning(_PROGRESS_TABLE.c.id)
+    )
 
 
 def _note_open(

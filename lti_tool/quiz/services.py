@@ -10,20 +10,18 @@ import datetime as dt
 import random
 import statistics
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from lti_tool.catalog.model import Catalog
 from lti_tool.catalog.quizbank import AREAS, Question, question_snapshot
-from lti_tool.db import utcnow
+from lti_tool.db import per_dialect, utcnow
 from lti_tool.errors import BadRequest, Conflict, Forbidden, NotFound
 from lti_tool.grading import services as grading
 from lti_tool.identity.models import Member, ResourceLink
@@ -452,22 +450,26 @@ def _remember_shapes(
     return shapes
 
 
-_UPSERTS: dict[tuple[str, bool], Any] = {}
-
-
-def _upsert_statement(dialect: str, keep_flags: bool) -> Any:
-    """Insert-or-update of one answer, built once per dialect (it runs at every answer)."""
-    key = (dialect, keep_flags)
-    if key not in _UPSERTS:
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+def _answer_upsert(keep_flags: bool) -> Callable[[Callable[..., Any]], Any]:
+    def build(insert: Callable[..., Any]) -> Any:
         statement = insert(AttemptAnswer)
         changes = {"response": statement.excluded.response, "saved_at": statement.excluded.saved_at}
         if not keep_flags:
             changes["flagged"] = statement.excluded.flagged
-        _UPSERTS[key] = statement.on_conflict_do_update(
+        return statement.on_conflict_do_update(
             index_elements=["attempt_id", "question_id"], set_=changes
         )
-    return _UPSERTS[key]
+
+    return build
+
+
+# Insert-or-update of one answer, built once per dialect (it runs at every answer).
+_UPSERT_KEEPING_FLAGS = per_dialect(_answer_upsert(keep_flags=True))
+_UPSERT = per_dialect(_answer_upsert(keep_flags=False))
+
+
+def _upsert_statement(dialect: str, keep_flags: bool) -> Any:
+    return (_UPSERT_KEEPING_FLAGS if keep_flags else _UPSERT)(dialect)
 
 
 def _upsert_answers(session: Session, rows: list[dict[str, Any]], *, keep_flags: bool) -> None:
