@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from flask import Blueprint, current_app, g, redirect, render_template, request
+from flask import Blueprint, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
 
 from lti_tool import runtime
 from lti_tool.db import get_session, read_only
@@ -20,7 +19,7 @@ from lti_tool.web.context import (
     requires_staff,
 )
 from lti_tool.web.i18n import SUPPORTED_LOCALES
-from lti_tool.web.templating import PageCache
+from lti_tool.web.templating import page_cache
 
 bp = Blueprint("home", __name__, template_folder="templates")
 
@@ -30,7 +29,7 @@ bp = Blueprint("home", __name__, template_folder="templates")
 @requires_session
 def course() -> ResponseReturnValue:
     page = services.course_home(get_session(), runtime.catalog(), g.tool_session)
-    return course_pages().render(
+    return page_cache("tsunagu.course_pages").render(
         _course_page_key(page),
         "home/course.html",
         fills={"reader_name": page.reader_name},
@@ -38,16 +37,9 @@ def course() -> ResponseReturnValue:
     )
 
 
-def course_pages() -> PageCache:
-    cache: PageCache = current_app.extensions.setdefault("tsunagu.course_pages", PageCache())
-    return cache
-
-
 def _course_page_key(page: services.CourseHome) -> Hashable:
     """Everything a course home shows but the reader's tokens and name (see PageCache)."""
     return (
-        request.path,
-        str(get_locale()),
         request.args.get("activity"),
         g.tool_session.is_staff,
         page.course_title,

@@ -15,7 +15,7 @@ from lti_tool.home.services import safe_next
 from lti_tool.modules import services
 from lti_tool.web.context import requires_session, requires_staff
 from lti_tool.web.security import content_security_policy
-from lti_tool.web.templating import PageCache
+from lti_tool.web.templating import page_cache
 
 bp = Blueprint("modules", __name__, url_prefix="/modules", template_folder="templates")
 
@@ -56,19 +56,12 @@ def static_parts(unit: Unit, locale: str, easy: bool, has_video: bool) -> Markup
     return found
 
 
-def unit_pages() -> PageCache:
-    cache: PageCache = current_app.extensions.setdefault("tsunagu.unit_pages", PageCache())
-    return cache
-
-
-def _unit_page_key(page: services.UnitPage, aids: services.ReadingAids, locale: str) -> Hashable:
+def _unit_page_key(page: services.UnitPage, aids: services.ReadingAids) -> Hashable:
     """Everything a unit page shows but the reader's tokens (see PageCache): the unit and its
     place in the course's order, the video, the reader's aids, and their progress and answers."""
     progress = page.progress
     answers = progress.check_answers or {}
     return (
-        request.path,
-        locale,
         page.module.module.id,
         page.unit.id,
         page.position,
@@ -101,12 +94,12 @@ def unit(module_id: str, unit_id: str) -> ResponseReturnValue:
         unit_id,
         writer=get_db().small_write_scope,
     )
-    easy = g.tool_session.locale == "ja" and aids.easy_japanese and page.unit.has_easy
     locale = g.tool_session.locale
+    easy = locale == "ja" and aids.easy_japanese and page.unit.has_easy
     parts = static_parts(page.unit, locale, easy, page.video is not None)
     response = Response(
-        unit_pages().render(
-            _unit_page_key(page, aids, locale),
+        page_cache("tsunagu.unit_pages").render(
+            _unit_page_key(page, aids),
             "modules/unit.html",
             page=page,
             aids=aids,

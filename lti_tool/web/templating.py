@@ -6,10 +6,10 @@ import datetime as dt
 import re
 import threading
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
-from flask import Flask, g, render_template
+from flask import Flask, current_app, g, render_template, request
 from flask_babel import format_datetime, get_locale, get_translations
 from flask_babel import lazy_gettext as _l
 from jinja2 import pass_context
@@ -98,8 +98,9 @@ _HOLE_PATTERN = re.compile("(" + "|".join(_HOLES.values()) + ")")
 
 class PageCache:
     """Whole pages rendered once per `key` — which must name everything the page shows but
-    the reader's tokens — with the session, CSRF and window tokens left as holes filled on
-    every request. A page that is the same for many readers then costs a join, not a render.
+    the reader's tokens, the language and the path (every page shows those two; the cache
+    adds them) — with the session, CSRF and window tokens left as holes filled on every
+    request. A page that is the same for many readers then costs a join, not a render.
 
     The key is the caller's promise; `tests/modules/test_page_cache.py` holds each cached page
     to its plain rendering.
@@ -124,6 +125,7 @@ class PageCache:
         the template as holes and filled HTML-escaped; the key must still say whether each
         is empty, if the template tests it."""
         fills = fills or {}
+        key = (str(get_locale()), request.path, key)
         pieces = self._pages.get(key)
         if pieces is None:
             pieces = self._skeleton(template, context, fills)
@@ -195,6 +197,14 @@ class PageCache:
             return None
         pattern = _HOLE_PATTERN if not fills else _holes_pattern(fills)
         return tuple(piece for piece in pattern.split(html) if piece)
+
+
+def page_cache(name: str) -> PageCache:
+    """The app's page cache called `name`, made on first use."""
+    cache = current_app.extensions.get(name)
+    if cache is None:
+        cache = current_app.extensions.setdefault(name, PageCache())
+    return cast(PageCache, cache)
 
 
 def _fill_hole(name: str) -> str:
