@@ -155,11 +155,11 @@ class WriteQueue:
     writer that waits longer than `WRITE_QUEUE_TIMEOUT` goes on without its turn and meets
     SQLite's own wait (so a stuck writer delays the others, never hangs them)."""
 
-    def __init__(self, lock_path: str | None) -> None:
+    def __init__(self, lock_path: str | None, wal_path: str | None = None) -> None:
         self._threads = threading.Lock()
         self._fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600) if lock_path else None
         self._commits = 0
-        self.wal_path = lock_path.removesuffix("-writers.lock") + "-wal" if lock_path else None
+        self.wal_path = wal_path
 
     def wal_bytes(self) -> int:
         try:
@@ -270,11 +270,13 @@ class QueuedWriters(sqlite3.Connection):
 
 def _write_queue(database_url: str) -> WriteQueue:
     path = make_url(database_url).database
-    lock_path = f"{path}-writers.lock" if path and path != ":memory:" else None
+    on_disk = bool(path) and path != ":memory:"
     with _WRITE_QUEUES_LOCK:
         queue = _WRITE_QUEUES.get(database_url)
         if queue is None:
-            queue = _WRITE_QUEUES[database_url] = WriteQueue(lock_path)
+            queue = _WRITE_QUEUES[database_url] = WriteQueue(
+                f"{path}-writers.lock" if on_disk else None, f"{path}-wal" if on_disk else None
+            )
         return queue
 
 
@@ -350,6 +352,19 @@ def ping(dbapi_conn: Any) -> None:
     dbapi_conn.rollback()
 
 
+@contextmanager
+def _committing(session: Session) -> Iterator[Session]:
+    """Commit on success, else roll back; close either way."""
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
 class Database:
     """The app's engine and session factory; one per app."""
 
@@ -366,15 +381,8 @@ class Database:
     @contextmanager
     def session_scope(self) -> Iterator[Session]:
         """A unit of work outside a request (CLI, workers): commit on success, else roll back."""
-        session = self.sessions()
-        try:
+        with _committing(self.sessions()) as session:
             yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
 
     @contextmanager
     def small_write_scope(self) -> Iterator[Session]:
@@ -385,16 +393,11 @@ class Database:
             with self.session_scope() as session:
                 yield session
             return
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            session = Session(bind=conn, expire_on_commit=False)
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
-            finally:
-                session.close()
+        with (
+            self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+            _committing(self.sessions(bind=conn)) as session,
+        ):
+            yield session
 
     @contextmanager
     def exclusive(self, name: str, timeout: float = 30.0) -> Iterator[None]:

@@ -118,18 +118,7 @@ class Progress:
 
     @classmethod
     def of(cls, row: UnitProgress) -> Progress:
-        return cls(
-            row.id,
-            row.module_id,
-            row.unit_id,
-            row.opened_at,
-            row.last_seen_at,
-            row.read_at,
-            row.checked_at,
-            row.check_correct,
-            row.check_total,
-            row.check_answers,
-        )
+        return cls(*(getattr(row, field.name) for field in fields(cls)))
 
 
 def settings_for(session: Session, course_id: int, module_id: str) -> ModuleSettings | None:
@@ -344,14 +333,13 @@ def open_unit(
         )
     unit = _unit(page.module, unit_id)
     known = next((status.progress for status in page.units if status.unit is unit), None)
-    if writer is not None:
+    if writer is None:
+        progress = _note_open(session, ts, page.module.id, unit.id, known)
+    else:
         # What the page shows is read: end the read transaction before writing, so that the
         # write does not run beside this request's own open snapshot (on SQLite it would keep
         # the WAL from being checkpointed and restarted).
         session.commit()
-    if writer is None:
-        progress = _note_open(session, ts, page.module.id, unit.id, known)
-    else:
         with writer() as write_session:
             progress = _note_open(write_session, ts, page.module.id, unit.id, known)
     units = [status.unit for status in page.units]
