@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, TypeVar, cast
@@ -25,7 +25,8 @@ from sqlalchemy import DateTime, Enum, MetaData, String, create_engine, event, t
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -365,6 +366,129 @@ def _committing(session: Session) -> Iterator[Session]:
         session.close()
 
 
+class Prepared:
+    """A Core statement compiled once per dialect and run straight on a DBAPI cursor, with
+    SQLAlchemy's own conversions of parameters and results (UTC datetimes, JSON, booleans).
+
+    For the few statements that every page runs: there SQLAlchemy's work around each execution
+    (~60 µs: compiled-cache lookup, execution context, result proxy, events) costs more than
+    the database's own. `statement` is a statement, or a function of the dialect's name that
+    builds one (see `per_dialect`). Rows come back as plain tuples, in the selected order."""
+
+    def __init__(self, statement: Any) -> None:
+        self._statement = statement
+        self._plans: dict[str, _Plan] = {}
+
+    def plan(self, dialect: Dialect) -> _Plan:
+        found = self._plans.get(dialect.name)
+        if found is None:
+            statement = self._statement
+            if callable(statement) and not hasattr(statement, "compile"):
+                statement = statement(dialect.name)
+            found = self._plans[dialect.name] = _Plan(statement, dialect)
+        return found
+
+
+class _Plan:
+    def __init__(self, statement: Any, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        if compiled.post_compile_params or compiled.literal_execute_params:
+            raise ValueError("a prepared statement takes no expanding (IN) parameters")
+        self.sql: str = compiled.string
+        self.positional: list[str] | None = (
+            list(compiled.positiontup) if dialect.positional and compiled.positiontup else None
+        )
+        self.fixed: dict[str, Any] = {}
+        self.binds: dict[str, Callable[[Any], Any] | None] = {}
+        for name, bind in compiled.binds.items():
+            self.binds[name] = bind.type._cached_bind_processor(dialect)
+            if not bind.required:
+                self.fixed[name] = bind.effective_value
+        returned = statement.selected_columns if hasattr(statement, "selected_columns") else ()
+        if not returned and getattr(statement, "_returning", None):
+            returned = statement._returning
+        self.results = [column.type._cached_result_processor(dialect, None) for column in returned]
+        self.converts = any(self.results)
+
+    def parameters(self, values: Mapping[str, Any]) -> Any:
+        merged = {**self.fixed, **values} if self.fixed else values
+        named = {}
+        for name, process in self.binds.items():
+            try:
+                value = merged[name]
+            except KeyError:
+                raise ValueError(f"no value for parameter {name!r}") from None
+            named[name] = process(value) if process is not None else value
+        if self.positional is not None:
+            return [named[name] for name in self.positional]
+        return named
+
+    def convert(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        if not self.converts:
+            return tuple(row)
+        return tuple(
+            process(value) if process is not None else value
+            for process, value in zip(self.results, row, strict=True)
+        )
+
+
+class Direct:
+    """A pooled connection used without SQLAlchemy's per-statement machinery, for `Prepared`
+    statements only (`Database.direct`). Outside `writing()` each statement stands alone (a
+    read sees one snapshot); a DBAPI error comes out as SQLAlchemy's own (`DBAPIError`)."""
+
+    def __init__(self, fairy: Any, dialect: Dialect) -> None:
+        self._fairy = fairy
+        self._dbapi = fairy.dbapi_connection
+        self.dialect = dialect
+
+    def rows(self, prepared: Prepared, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        plan = prepared.plan(self.dialect)
+        parameters = plan.parameters(values)
+        cursor = self._dbapi.cursor()
+        try:
+            cursor.execute(plan.sql, parameters)
+            fetched = cursor.fetchall() if cursor.description is not None else []
+        except self.dialect.loaded_dbapi.Error as exc:
+            raise self._failed(exc, plan.sql, parameters, cursor) from exc
+        finally:
+            cursor.close()
+        return [plan.convert(row) for row in fetched]
+
+    def first(self, prepared: Prepared, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        found = self.rows(prepared, values)
+        return found[0] if found else None
+
+    @contextmanager
+    def writing(self) -> Iterator[Direct]:
+        """A short write, committed at the end or rolled back: on SQLite in the writers' queue
+        with the write lock taken up front (see `_tune_sqlite`); on PostgreSQL each statement
+        in autocommit (use it for statements that each stand on their own)."""
+        if not isinstance(self._dbapi, QueuedWriters):
+            yield self
+            return
+        self._dbapi.queue_for_write()
+        try:
+            self._dbapi.execute("BEGIN IMMEDIATE").close()
+        except BaseException as exc:
+            self._dbapi.leave_queue()
+            if isinstance(exc, sqlite3.Error):
+                raise self._failed(exc, "BEGIN IMMEDIATE", (), None) from exc
+            raise
+        try:
+            yield self
+            self._dbapi.commit()
+        except BaseException:
+            self._dbapi.rollback()
+            raise
+
+    def _failed(self, exc: Exception, sql: str, parameters: Any, cursor: Any) -> DBAPIError:
+        if self.dialect.is_disconnect(cast(Any, exc), self._dbapi, cursor):
+            self._fairy.invalidate(exc)
+        error = DBAPIError.instance(sql, parameters, exc, self.dialect.loaded_dbapi.Error)
+        return cast(DBAPIError, error)
+
+
 class Database:
     """The app's engine and session factory; one per app."""
 
@@ -385,19 +509,24 @@ class Database:
             yield session
 
     @contextmanager
-    def small_write_scope(self) -> Iterator[Session]:
-        """A write of a statement or two, each of which stands on its own (an upsert, say):
-        on PostgreSQL in autocommit, which spares the BEGIN and COMMIT round trips; on SQLite
-        a `session_scope`, which keeps to the queue of writers."""
-        if self.is_sqlite:
-            with self.session_scope() as session:
-                yield session
-            return
-        with (
-            self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
-            _committing(self.sessions(bind=conn)) as session,
-        ):
-            yield session
+    def direct(self) -> Iterator[Direct]:
+        """A pooled connection for `Prepared` statements (see `Direct`), returned at the end.
+        On PostgreSQL it runs in autocommit: no BEGIN and COMMIT round trips."""
+        fairy = self.engine.raw_connection()
+        postgres = not self.is_sqlite
+        try:
+            if postgres:
+                cast(Any, fairy.dbapi_connection).autocommit = True
+            yield Direct(fairy, self.engine.dialect)
+        finally:
+            # Back to the pool as SQLAlchemy expects it (sessions begin transactions on it);
+            # a connection in an unknown state is discarded, not pooled.
+            try:
+                if postgres and fairy.dbapi_connection is not None:
+                    fairy.dbapi_connection.autocommit = False
+            except Exception as exc:
+                fairy.invalidate(exc)
+            fairy.close()
 
     @contextmanager
     def exclusive(self, name: str, timeout: float = 30.0) -> Iterator[None]:

@@ -3,16 +3,31 @@ a request uses it, without a test round trip on every checkout of a busy connect
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    bindparam,
+    create_engine,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import IntegrityError
 
 from lti_tool import db as db_module
-from lti_tool.db import Database
+from lti_tool.db import Database, Prepared, UTCDateTime
 
 
 @pytest.fixture
@@ -246,33 +261,101 @@ def test_sqlite_wal_is_truncated_when_some_reader_always_holds_a_snapshot(
         database.engine.dispose()
 
 
-def test_a_small_write_needs_no_transaction_round_trips_on_postgresql(database_url: str) -> None:
-    from sqlalchemy import event
+_ROWS = Table(
+    "direct_row",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("at", UTCDateTime()),
+    Column("answers", JSON),
+    Column("done", Boolean),
+)
 
+
+@pytest.fixture
+def rows_table(database_url: str) -> Iterator[Database]:
     database = Database(database_url)
-    sent: list[str] = []
-    event.listen(
-        database.engine, "before_cursor_execute", lambda *args: sent.append(args[2].split()[0])
-    )
+    _ROWS.create(database.engine)
     try:
-        with database.engine.begin() as conn:
-            conn.execute(text("CREATE TABLE small_write (n INTEGER)"))
-        sent.clear()
-        with database.small_write_scope() as session:
-            session.execute(text("INSERT INTO small_write VALUES (1)"))
-            dbapi = session.connection().connection.dbapi_connection
-            # PostgreSQL: autocommit, so psycopg sends no BEGIN (nor COMMIT) of its own.
-            assert database.is_sqlite or dbapi.autocommit
-        # SQLite keeps to its queue of writers, in a transaction taken up front.
-        assert sent == (["BEGIN", "INSERT"] if database.is_sqlite else ["INSERT"])
-        with pytest.raises(RuntimeError), database.small_write_scope() as session:
-            session.execute(text("INSERT INTO small_write VALUES (2)"))
-            raise RuntimeError("after the statement")
-        with database.read_scope() as session:
-            kept = session.execute(text("SELECT n FROM small_write ORDER BY n")).scalars().all()
-        # Autocommit: a statement stands on its own (hence "small" writes only).
-        assert kept == ([1] if database.is_sqlite else [1, 2])
+        yield database
     finally:
-        with database.engine.begin() as conn:
-            conn.execute(text("DROP TABLE small_write"))
+        _ROWS.drop(database.engine)
         database.engine.dispose()
+
+
+def test_prepared_statements_read_what_sqlalchemy_reads(rows_table: Database) -> None:
+    """Straight on the DBAPI cursor, values still pass through SQLAlchemy's conversions: aware
+    UTC datetimes, JSON, booleans (SQLite stores them as text and integers)."""
+    at = dt.datetime(2026, 11, 27, 3, 4, 5, 678000, tzinfo=dt.timezone(dt.timedelta(hours=9)))
+    insert_row = Prepared(
+        insert(_ROWS).values(
+            id=bindparam("id"), at=bindparam("at"), answers=bindparam("answers"), done=True
+        )
+    )
+    with rows_table.direct() as conn, conn.writing():
+        conn.rows(insert_row, {"id": 1, "at": at, "answers": {"q1": [0, 2]}})
+    row_of = Prepared(select(_ROWS).where(_ROWS.c.id == bindparam("id")))
+    with rows_table.direct() as conn:
+        found = conn.first(row_of, {"id": 1})
+        assert conn.first(row_of, {"id": 2}) is None
+    with rows_table.read_scope() as session:
+        through_sqlalchemy = tuple(session.execute(select(_ROWS)).one())
+    assert found == through_sqlalchemy == (1, at, {"q1": [0, 2]}, True)
+    assert found is not None and found[1].tzinfo is not None
+    with pytest.raises(ValueError, match="expanding"):
+        Prepared(select(_ROWS).where(_ROWS.c.id.in_([1, 2]))).plan(rows_table.engine.dialect)
+    with pytest.raises(ValueError, match="'id'"), rows_table.direct() as conn:
+        conn.rows(row_of, {})
+
+
+def test_a_direct_write_is_one_statement_and_its_errors_are_sqlalchemys(
+    rows_table: Database,
+) -> None:
+    sent: list[str] = []
+    # The DBAPI connection's own trace: what really goes to the database.
+    insert_row = Prepared(insert(_ROWS).values(id=bindparam("id")))
+    with rows_table.direct() as conn:
+        raw = conn._dbapi
+        if rows_table.is_sqlite:
+            raw.set_trace_callback(lambda sql: sent.append(sql.split()[0].upper()))
+        with conn.writing():
+            conn.rows(insert_row, {"id": 1})
+        if rows_table.is_sqlite:
+            raw.set_trace_callback(None)
+            # SQLite keeps to its queue of writers, in a transaction taken up front.
+            assert sent == ["BEGIN", "INSERT", "COMMIT"]
+        else:
+            # PostgreSQL: autocommit, so psycopg sends no BEGIN (nor COMMIT) of its own.
+            assert raw.autocommit
+        # A unique violation comes out as SQLAlchemy's IntegrityError, as from a session.
+        with pytest.raises(IntegrityError), conn.writing():
+            conn.rows(insert_row, {"id": 1})
+        with pytest.raises(RuntimeError), conn.writing():
+            conn.rows(insert_row, {"id": 2})
+            raise RuntimeError("after the statement")
+        # The queue of writers was left each time: a further write goes straight in.
+        started = time.monotonic()
+        with conn.writing():
+            conn.rows(insert_row, {"id": 3})
+        assert time.monotonic() - started < 1
+    with rows_table.read_scope() as session:
+        kept = session.execute(select(_ROWS.c.id).order_by(_ROWS.c.id)).scalars().all()
+    # SQLite rolled the failed write back; on PostgreSQL each statement stands on its own.
+    assert kept == ([1, 3] if rows_table.is_sqlite else [1, 2, 3])
+
+
+def test_a_direct_connection_goes_back_to_the_pool_as_sessions_expect_it(
+    rows_table: Database,
+) -> None:
+    """On PostgreSQL a direct connection runs in autocommit; given back, it must begin
+    transactions again, or a session's rollback would undo nothing."""
+    for failing in (False, True):
+        with contextlib.suppress(RuntimeError), rows_table.direct() as conn:
+            used = conn._dbapi
+            if failing:
+                raise RuntimeError("inside")
+        with rows_table.sessions() as session:
+            session.execute(insert(_ROWS).values(id=10))
+            assert session.connection().connection.dbapi_connection is used
+            session.rollback()
+        with rows_table.read_scope() as session:
+            assert session.execute(select(_ROWS.c.id)).scalars().all() == []

@@ -6,8 +6,7 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property
 from typing import Any, cast
@@ -15,11 +14,11 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Column, Table, bindparam, select, update
+from sqlalchemy import Column, Table, and_, bindparam, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from lti_tool.catalog.model import Catalog, Module, Unit
-from lti_tool.db import per_dialect, utcnow
+from lti_tool.db import Direct, Prepared, per_dialect, utcnow
 from lti_tool.errors import BadRequest, NotFound
 from lti_tool.grading import services as grading
 from lti_tool.identity.models import Member, Person, ResourceLink
@@ -69,8 +68,9 @@ class Settings:
     send_completion_grade: bool
 
     @classmethod
-    def of(cls, row: Any) -> Settings:
-        values = dict(row._mapping)
+    def of(cls, row: Sequence[Any]) -> Settings:
+        """From a row of its columns, in its fields' order (as `_columns_of` selects them)."""
+        values = dict(zip((field.name for field in fields(cls)), row, strict=True))
         values["video_urls"] = values["video_urls"] or {}
         values["send_completion_grade"] = bool(values["send_completion_grade"])
         return cls(**values)
@@ -241,6 +241,12 @@ def module_page(session: Session, catalog: Catalog, ts: ToolSession, module_id: 
     module = _module(catalog, module_id)
     settings = settings_view(session, ts.course_id, module.id)
     progress = _progress_rows(session, ts.member_id, module.id)
+    return _module_page(module, settings, progress, ts)
+
+
+def _module_page(
+    module: Module, settings: Settings | None, progress: Mapping[str, Progress], ts: ToolSession
+) -> ModulePage:
     required = required_ids(module, settings)
     units = [
         UnitStatus(unit, unit.id in required, progress.get(unit.id))
@@ -314,17 +320,33 @@ class UnitPage:
 
 
 def open_unit(
-    session: Session,
-    catalog: Catalog,
-    ts: ToolSession,
-    module_id: str,
-    unit_id: str,
-    writer: Callable[[], AbstractContextManager[Session]] | None = None,
-) -> UnitPage:
-    """The unit's page, read with `session`; the visit is recorded in a short transaction of
-    its own from `writer` when given (so that a page being rendered holds no write lock), else
-    in `session`. Nothing is recorded for a unit that does not exist or is not open yet."""
-    page = module_page(session, catalog, ts, module_id)
+    conn: Direct, catalog: Catalog, ts: ToolSession, module_id: str, unit_id: str
+) -> tuple[UnitPage, ReadingAids]:
+    """The unit's page and the reader's aids, read in one statement, and the visit recorded in
+    a short write of its own. Nothing is recorded for a unit that does not exist or is not
+    open yet."""
+    module = _module(catalog, module_id)
+    rows = conn.rows(
+        _UNIT_PAGE_READ,
+        {
+            "person_id": ts.person_id,
+            "platform_id": ts.platform_id,
+            "course_id": ts.course_id,
+            "member_id": ts.member_id,
+            "module_id": module.id,
+        },
+    )
+    if not rows:
+        raise NotFound("person not found")
+    first = rows[0]
+    aids = ReadingAids(bool(first[0]), bool(first[1]))
+    settings = _settings_of(first[_SETTINGS_AT:_PROGRESS_AT])
+    progress = {
+        row[_PROGRESS_UNIT]: Progress(*row[_PROGRESS_AT:])
+        for row in rows
+        if row[_PROGRESS_AT] is not None
+    }
+    page = _module_page(module, settings, progress, ts)
     if not page.is_open:
         opens = page.settings.opens_at if page.settings else None
         raise NotFound(
@@ -332,31 +354,24 @@ def open_unit(
             log_detail="module not open yet",
         )
     unit = _unit(page.module, unit_id)
-    known = next((status.progress for status in page.units if status.unit is unit), None)
-    if writer is None:
-        progress = _note_open(session, ts, page.module.id, unit.id, known)
-    else:
-        # What the page shows is read: end the read transaction before writing, so that the
-        # write does not run beside this request's own open snapshot (on SQLite it would keep
-        # the WAL from being checkpointed and restarted).
-        session.commit()
-        with writer() as write_session:
-            progress = _note_open(write_session, ts, page.module.id, unit.id, known)
+    with conn.writing():
+        seen = _note_open(conn, ts, page.module.id, unit.id, progress.get(unit.id))
     units = [status.unit for status in page.units]
     index = units.index(unit)
     configured = page.settings.video_urls.get(unit.id) if page.settings else None
-    return UnitPage(
+    unit_page = UnitPage(
         module=page,
         unit=unit,
-        progress=progress,
+        progress=seen,
         previous=units[index - 1] if index > 0 else None,
         next=units[index + 1] if index + 1 < len(units) else None,
         video=video_for(configured or unit.video_url),
         position=index + 1,
     )
+    return unit_page, aids
 
 
-_SEEN = (
+_SEEN = Prepared(
     update(_PROGRESS_TABLE)
     .where(_PROGRESS_TABLE.c.id == bindparam("progress_id"))
     .values(last_seen_at=bindparam("now", type_=_PROGRESS_TABLE.c.last_seen_at.type))
@@ -381,8 +396,14 @@ def _opened_statement(insert: Callable[..., Any]) -> Any:
     )
 
 
+_OPENED = Prepared(_opened_statement)
+_PROGRESS_OF_UNIT = Prepared(
+    _PROGRESS_OF_MEMBER.where(_PROGRESS_TABLE.c.unit_id == bindparam("unit_id"))
+)
+
+
 def _note_open(
-    session: Session,
+    conn: Direct,
     ts: ToolSession,
     module_id: str,
     unit_id: str,
@@ -391,9 +412,8 @@ def _note_open(
     """Record that the reader opened a unit, in one statement: the page's progress (to show;
     changes to it are not saved)."""
     now = utcnow()
-    conn = session.connection()
     if known is not None:
-        conn.execute(_SEEN, {"progress_id": known.id, "now": now})
+        conn.rows(_SEEN, {"progress_id": known.id, "now": now})
         known.last_seen_at = now
         return known
     values = {
@@ -403,11 +423,14 @@ def _note_open(
         "unit_id": unit_id,
         "now": now,
     }
-    inserted = conn.execute(_opened_statement(conn.dialect.name), values).first()
+    inserted = conn.first(_OPENED, values)
     if inserted is None:
-        # The same reader opened it in another tab at the same moment.
-        return Progress.of(_record_open(session, ts, module_id, unit_id))
-    return Progress(inserted.id, module_id, unit_id, opened_at=now, last_seen_at=now)
+        # The same reader opened it in another tab at the same moment: theirs stands.
+        row = conn.first(_PROGRESS_OF_UNIT, {"member_id": ts.member_id, "unit_id": unit_id})
+        if row is None:
+            raise RuntimeError("unit progress neither inserted nor found")
+        return Progress(*row)
+    return Progress(inserted[0], module_id, unit_id, opened_at=now, last_seen_at=now)
 
 
 def _record_open(session: Session, ts: ToolSession, module_id: str, unit_id: str) -> UnitProgress:
@@ -557,6 +580,48 @@ _PERSON = cast(Table, Person.__table__)
 _AIDS_OF_PERSON = select(_PERSON.c.show_furigana, _PERSON.c.easy_japanese).where(
     _PERSON.c.id == bindparam("person_id"), _PERSON.c.platform_id == bindparam("platform_id")
 )
+
+
+# Everything a unit page reads, in one statement (one round trip, one snapshot): the reader's
+# aids, the course's settings for the module (NULLs when it has none) and the reader's progress
+# in the module (a row per unit; NULLs when none). The person's row anchors it: scoped to the
+# session's platform, and no row at all for a session naming a person that is not there.
+_UNIT_PAGE_SETTINGS = _columns_of(_SETTINGS_TABLE, Settings)
+_UNIT_PAGE_READ = Prepared(
+    select(
+        _PERSON.c.show_furigana,
+        _PERSON.c.easy_japanese,
+        *_UNIT_PAGE_SETTINGS,
+        *_PROGRESS_COLUMNS,
+    )
+    .select_from(
+        _PERSON.outerjoin(
+            _SETTINGS_TABLE,
+            and_(
+                _SETTINGS_TABLE.c.course_id == bindparam("course_id"),
+                _SETTINGS_TABLE.c.module_id == bindparam("module_id"),
+            ),
+        ).outerjoin(
+            _PROGRESS_TABLE,
+            and_(
+                _PROGRESS_TABLE.c.member_id == bindparam("member_id"),
+                _PROGRESS_TABLE.c.module_id == bindparam("module_id"),
+            ),
+        )
+    )
+    .where(
+        _PERSON.c.id == bindparam("person_id"), _PERSON.c.platform_id == bindparam("platform_id")
+    )
+)
+_SETTINGS_AT = 2
+_PROGRESS_AT = _SETTINGS_AT + len(_UNIT_PAGE_SETTINGS)
+_PROGRESS_UNIT = _PROGRESS_AT + [field.name for field in fields(Progress)].index("unit_id")
+
+
+def _settings_of(values: tuple[Any, ...]) -> Settings | None:
+    """Settings from the unit page's row (all NULL where the course has none)."""
+    # module_id is never NULL in a row of settings.
+    return Settings.of(values) if values[0] is not None else None
 
 
 def reading_aids(session: Session, ts: ToolSession) -> ReadingAids:

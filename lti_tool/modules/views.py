@@ -80,20 +80,11 @@ def _unit_page_key(page: services.UnitPage, aids: services.ReadingAids) -> Hasha
 
 
 @bp.get("/<module_id>/<unit_id>")
-@read_only
 @requires_session
 def unit(module_id: str, unit_id: str) -> ResponseReturnValue:
-    # Read without a write lock (the aids first: in the same snapshot as the unit's progress);
-    # the visit is recorded in a short transaction of its own.
-    aids = _aids()
-    page = services.open_unit(
-        get_session(),
-        runtime.catalog(),
-        g.tool_session,
-        module_id,
-        unit_id,
-        writer=get_db().small_write_scope,
-    )
+    # The page most read: one statement reads it, one records the visit (see db.Prepared).
+    with get_db().direct() as conn:
+        page, aids = services.open_unit(conn, runtime.catalog(), g.tool_session, module_id, unit_id)
     locale = g.tool_session.locale
     easy = locale == "ja" and aids.easy_japanese and page.unit.has_easy
     parts = static_parts(page.unit, locale, easy, page.video is not None)

@@ -169,12 +169,12 @@ def test_a_unit_opened_in_another_tab_at_the_same_moment_keeps_one_row(
         started_at=0,
         sid="s",
     )
-    with db.session_scope() as session:
-        first = services._note_open(session, ts, "A", "a01-first", None)
-    with db.session_scope() as session:
+    with db.direct() as conn, conn.writing():
+        first = services._note_open(conn, ts, "A", "a01-first", None)
+    with db.direct() as conn, conn.writing():
         # This request read the module's progress before the other tab's insert landed.
-        second = services._note_open(session, ts, "A", "a01-first", None)
-        assert second.id == first.id
+        second = services._note_open(conn, ts, "A", "a01-first", None)
+        assert second.id == first.id and second.unit_id == "a01-first"
     with db.read_scope() as session:
         assert len(session.scalars(select(UnitProgress)).all()) == 1
 
