@@ -15,7 +15,7 @@ from lti_tool.lti.platform_keys import PlatformKeyCache
 from lti_tool.lti.state import StateSigner
 from lti_tool.web.context import init_session_handling
 from lti_tool.web.errors import init_error_pages
-from lti_tool.web.i18n import select_locale
+from lti_tool.web.i18n import select_babel_locale
 from lti_tool.web.logging import init_logging
 from lti_tool.web.security import FrameAncestors, init_security_headers
 from lti_tool.web.session import SessionCodec
@@ -55,7 +55,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     db = Database(config.database_url)
     db.init_app(app)
-    Babel(app, locale_selector=select_locale)
+    Babel(app, locale_selector=select_babel_locale)
 
     app.extensions["tsunagu.codec"] = SessionCodec(
         config.secret_key, bound_ttl=config.session_ttl, unbound_ttl=config.url_token_ttl

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from babel import Locale
 from flask import g, request
 
 SUPPORTED_LOCALES = ("ja", "en")
@@ -35,3 +36,11 @@ def select_locale() -> str:
     if not request.accept_languages:
         return DEFAULT_LOCALE
     return request.accept_languages.best_match(SUPPORTED_LOCALES) or "en"
+
+
+_LOCALES = {code: Locale.parse(code) for code in SUPPORTED_LOCALES}
+
+
+def select_babel_locale() -> Locale:
+    """`select_locale` for Flask-Babel, which would otherwise parse it anew on every request."""
+    return _LOCALES[select_locale()]

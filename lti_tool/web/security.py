@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -53,6 +54,7 @@ class FrameAncestors:
         return value
 
 
+@functools.lru_cache(maxsize=64)
 def content_security_policy(sources: str) -> str:
     # Platforms may frame us; deep-linking responses and registration forms post back to them.
     return (

@@ -29,6 +29,7 @@ from lti_tool.lti.roles import Role, decode_roles, encode_roles, has_staff_right
 
 TOKEN_PARAM = "ts"  # noqa: S105 - a parameter name, not a secret
 TOKEN_HEADER = "X-Tsunagu-Session"  # noqa: S105
+_TOKEN_ENVIRON = "HTTP_" + TOKEN_HEADER.upper().replace("-", "_")
 BINDING_COOKIE = "tsunagu_bind"
 CSRF_FIELD = "csrf_token"
 
@@ -180,7 +181,8 @@ def new_sid() -> str:
 
 
 def token_from_request(request: Request) -> str | None:
-    token = request.headers.get(TOKEN_HEADER) or request.args.get(TOKEN_PARAM)
+    # From the environ: a header that is absent costs `headers.get` a raised exception.
+    token = request.environ.get(_TOKEN_ENVIRON) or request.args.get(TOKEN_PARAM)
     if token is None and request.method == "POST":
         token = request.form.get(TOKEN_PARAM)
     return token or None

@@ -93,6 +93,7 @@ _HOLES = {
     "csrf_token": "tsunaguHoleCsrfToken7f3c",
     "window_token": "tsunaguHoleWindowToken7f3c",
 }
+_HOLE_BYTES = {name: hole.encode() for name, hole in _HOLES.items()}
 _HOLE_PATTERN = re.compile("(" + "|".join(_HOLES.values()) + ")")
 
 
@@ -103,15 +104,15 @@ class PageCache:
     request. A page that is the same for many readers then costs a join, not a render.
 
     The key is the caller's promise; `tests/modules/test_page_cache.py` holds each cached page
-    to its plain rendering.
+    to its plain rendering. Pages are kept and given out encoded (UTF-8), as they are sent.
     """
 
-    def __init__(self, max_chars: int = 4_000_000) -> None:
-        # A budget in characters of kept pages (a unit page is ~30,000): about 8 MB per
-        # worker for pages in Japanese. The oldest pages go first.
-        self.max_chars = max_chars
-        self._pages: dict[Hashable, tuple[str, ...]] = {}
-        self._chars = 0
+    def __init__(self, max_bytes: int = 8_000_000) -> None:
+        # A budget in bytes of kept pages (a unit page is ~50,000 in Japanese): 8 MB per
+        # worker. The oldest pages go first.
+        self.max_bytes = max_bytes
+        self._pages: dict[Hashable, tuple[bytes, ...]] = {}
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def render(
@@ -120,49 +121,50 @@ class PageCache:
         template: str,
         fills: Mapping[str, str | None] | None = None,
         **context: Any,
-    ) -> str:
-        """The page for `key`. `fills` are further per-reader values (a name, say) passed to
-        the template as holes and filled HTML-escaped; the key must still say whether each
-        is empty, if the template tests it."""
+    ) -> bytes:
+        """The page for `key`, encoded. `fills` are further per-reader values (a name, say)
+        passed to the template as holes and filled HTML-escaped; the key must still say
+        whether each is empty, if the template tests it."""
         fills = fills or {}
         key = (str(get_locale()), request.path, key)
         pieces = self._pages.get(key)
         if pieces is None:
             pieces = self._skeleton(template, context, fills)
             if pieces is None:
-                return render_template(template, **context, **fills)
+                return render_template(template, **context, **fills).encode()
             self._keep(key, pieces)
         values = {
-            _HOLES["session_token"]: session_token() or "",
-            _HOLES["csrf_token"]: csrf_token(),
-            _HOLES["window_token"]: window_token() or "",
+            _HOLE_BYTES["session_token"]: (session_token() or "").encode(),
+            _HOLE_BYTES["csrf_token"]: csrf_token().encode(),
+            _HOLE_BYTES["window_token"]: (window_token() or "").encode(),
         }
         for name, value in fills.items():
-            values[_fill_hole(name)] = str(escape(value or ""))
-        return "".join([values.get(piece, piece) for piece in pieces])
+            values[_fill_hole(name).encode()] = str(escape(value or "")).encode()
+        return b"".join([values.get(piece, piece) for piece in pieces])
 
-    def _keep(self, key: Hashable, pieces: tuple[str, ...]) -> None:
+    def _keep(self, key: Hashable, pieces: tuple[bytes, ...]) -> None:
         size = sum(map(len, pieces))
-        if size > self.max_chars:
+        if size > self.max_bytes:
             return
         with self._lock:
             if key in self._pages:
                 return
-            while self._pages and self._chars + size > self.max_chars:
+            while self._pages and self._bytes + size > self.max_bytes:
                 # The oldest first (dicts keep insertion order).
                 oldest = next(iter(self._pages))
-                self._chars -= sum(map(len, self._pages.pop(oldest)))
+                self._bytes -= sum(map(len, self._pages.pop(oldest)))
             self._pages[key] = pieces
-            self._chars += size
+            self._bytes += size
 
     @property
-    def chars(self) -> int:
-        return self._chars
+    def size(self) -> int:
+        """Bytes kept."""
+        return self._bytes
 
     def clear(self) -> None:
         with self._lock:
             self._pages.clear()
-            self._chars = 0
+            self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._pages)
@@ -170,7 +172,7 @@ class PageCache:
     @staticmethod
     def _skeleton(
         template: str, context: dict[str, Any], fills: Mapping[str, str | None]
-    ) -> tuple[str, ...] | None:
+    ) -> tuple[bytes, ...] | None:
         if current_session() is None:
             return None
         fresh = g.pop("_fresh_token", None)
@@ -196,7 +198,7 @@ class PageCache:
         if any(value in html for value in own):
             return None
         pattern = _HOLE_PATTERN if not fills else _holes_pattern(fills)
-        return tuple(piece for piece in pattern.split(html) if piece)
+        return tuple(piece.encode() for piece in pattern.split(html) if piece)
 
 
 def page_cache(name: str) -> PageCache:

@@ -179,14 +179,14 @@ def test_the_cache_never_keeps_a_page_that_shows_a_readers_own_token(app, monkey
     with app.test_request_context("/"):
         # A template that prints the token without the hole: served, never kept.
         assert cache.render("k", "t", leaked="reader-one-token") == (
-            "<p>reader-one-token</p><i>reader-one-csrf</i>"
+            b"<p>reader-one-token</p><i>reader-one-csrf</i>"
         )
         assert len(cache) == 0
         # Through the hole it is kept, and filled per reader.
-        assert cache.render("k", "t", leaked="") == "<p></p><i>reader-one-csrf</i>"
+        assert cache.render("k", "t", leaked="") == b"<p></p><i>reader-one-csrf</i>"
         assert len(cache) == 1
         monkeypatch.setattr(templating, "csrf_token", lambda: "reader-two-csrf")
-        assert cache.render("k", "t", leaked="") == "<p></p><i>reader-two-csrf</i>"
+        assert cache.render("k", "t", leaked="") == b"<p></p><i>reader-two-csrf</i>"
 
 
 def test_the_cache_keeps_at_most_its_budget_oldest_pages_first(app, monkeypatch):
@@ -197,12 +197,12 @@ def test_the_cache_keeps_at_most_its_budget_oldest_pages_first(app, monkeypatch)
     monkeypatch.setattr(templating, "csrf_token", lambda: "c")
     monkeypatch.setattr(templating, "window_token", lambda: None)
     monkeypatch.setattr(templating, "render_template", lambda _name, **ctx: "x" * ctx["n"])
-    cache = PageCache(max_chars=100)
+    cache = PageCache(max_bytes=100)
     with app.test_request_context("/"):
         for key, n in enumerate([40, 40, 40, 10, 500]):
-            assert cache.render(key, "t", n=n) == "x" * n
+            assert cache.render(key, "t", n=n) == b"x" * n
     # 40 + 40 + 40 is over budget: the first went; 500 alone is over it: never kept.
-    assert len(cache) == 3 and cache.chars == 90
+    assert len(cache) == 3 and cache.size == 90
     rendered: list[int] = []
     monkeypatch.setattr(
         templating,

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import base64
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from lti_tool.lti.roles import decode_roles
-from lti_tool.web.session import SessionCodec, SessionError, ToolSession, binding_hash
+from lti_tool.web.session import (
+    TOKEN_HEADER,
+    SessionCodec,
+    SessionError,
+    ToolSession,
+    binding_hash,
+)
 
 CODEC = SessionCodec("k" * 48, bound_ttl=8 * 3600, unbound_ttl=3600)
 
@@ -88,3 +95,11 @@ def test_a_token_lives_its_time_and_no_longer() -> None:
     # Another worker's clock a little ahead is fine; far in the future is not a real token.
     assert CODEC.loads(CODEC.dumps(unbound, now=now + 30), None) == unbound
     assert _reason(CODEC.dumps(unbound, now=now + 600)) == "token expired"
+
+
+def test_the_token_may_come_in_a_header_instead_of_the_url(browser, reg, learner):
+    page = browser.launch(reg, learner)
+    token = parse_qs(urlsplit(page.url).query)["ts"][0]
+    assert browser.get("/modules/", headers={TOKEN_HEADER: token}).status_code == 200
+    assert browser.get("/modules/", headers={TOKEN_HEADER: token[:-2]}).status_code == 401
+    assert browser.get("/modules/").status_code == 401
