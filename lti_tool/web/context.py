@@ -87,10 +87,11 @@ def init_session_handling(app: Flask) -> None:
         token = token_from_request(request)
         if token is None:
             return
+        cookies = request.cookies
+        # (`in` first: `get` of an absent name costs werkzeug a raised exception.)
+        binding_cookie = cookies[BINDING_COOKIE] if BINDING_COOKIE in cookies else None  # noqa: SIM401
         try:
-            g.tool_session = runtime.session_codec().loads(
-                token, request.cookies.get(BINDING_COOKIE)
-            )
+            g.tool_session = runtime.session_codec().loads(token, binding_cookie)
         except SessionError as exc:
             g.session_error = exc.reason
 

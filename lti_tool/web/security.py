@@ -85,18 +85,28 @@ def init_security_headers(app: Flask, frame_ancestors: FrameAncestors, hsts: boo
     @app.after_request
     def _headers(response: Response) -> Response:
         headers = response.headers
-        if "Content-Security-Policy" not in headers:
+        # Names already set, read once: each test of an absent name costs werkzeug a raised
+        # exception, and this runs on every response.
+        present = {name.lower() for name, _ in headers.items()}
+        added = []
+        if "content-security-policy" not in present:
             sources = g.get("csp_sources", "'self'")
             extra = [o for o in g.get("extra_frame_origins", ()) if o not in sources.split()]
-            headers["Content-Security-Policy"] = content_security_policy(
-                " ".join([sources, *extra])
+            added.append(
+                ("Content-Security-Policy", content_security_policy(" ".join([sources, *extra])))
             )
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        # Session tokens ride in URLs: never send a URL to another site.
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-        if hsts and request.is_secure:
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        if not request.path.startswith("/static/"):
-            headers.setdefault("Cache-Control", "no-store")
+        added += [(name, value) for name, value in _ALWAYS if name.lower() not in present]
+        if hsts and request.is_secure and "strict-transport-security" not in present:
+            added.append(("Strict-Transport-Security", "max-age=31536000"))
+        if "cache-control" not in present and not request.path.startswith("/static/"):
+            added.append(("Cache-Control", "no-store"))
+        headers.extend(added)
         return response
+
+
+_ALWAYS = (
+    ("X-Content-Type-Options", "nosniff"),
+    # Session tokens ride in URLs: never send a URL to another site.
+    ("Referrer-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+)
