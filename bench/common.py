@@ -455,6 +455,20 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+class ProcessCpu:
+    """CPU used over a run by a changing set of processes (`find` lists them): those there at
+    the start, and those started during the run (a pool opening connections to PostgreSQL
+    under load starts new server processes)."""
+
+    def __init__(self, find: Callable[[], list[int]]) -> None:
+        self._find = find
+        self._start = {pid: cpu_seconds([pid]) for pid in find()}
+
+    def used(self) -> float:
+        now = {pid: cpu_seconds([pid]) for pid in self._find()}
+        return sum(seconds - self._start.get(pid, 0.0) for pid, seconds in now.items())
+
+
 def machine_cpu_seconds() -> float:
     """User+system CPU of the whole machine so far (Linux /proc/stat), all cores together."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]

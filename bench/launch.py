@@ -15,7 +15,7 @@ import uuid
 
 from common import (
     Platform,
-    cpu_seconds,
+    ProcessCpu,
     cpu_split,
     database,
     gunicorn_pids,
@@ -34,8 +34,7 @@ def bench(backend: str, seconds: float, processes: int) -> None:
         platform.register(url, base)
         for _ in range(20):  # warm-up: JWKS fetched, connections and templates ready
             launch(platform, base, uuid.uuid4().hex)
-        pids, pg_pids = gunicorn_pids(), postgres_pids()
-        cpu_before, pg_before = cpu_seconds(pids), cpu_seconds(pg_pids)
+        tool_meter, pg_meter = ProcessCpu(gunicorn_pids), ProcessCpu(postgres_pids)
         machine_before = machine_cpu_seconds()
 
         def one(index: int, iteration: int) -> None:
@@ -43,8 +42,8 @@ def bench(backend: str, seconds: float, processes: int) -> None:
             launch(platform, base, f"trainee-{(index * 7919 + iteration) % 300:03d}")
 
         result = run_load(one, processes=processes, seconds=seconds)
-        tool_cpu = cpu_seconds(pids) - cpu_before
-        pg_cpu = cpu_seconds(pg_pids) - pg_before if backend == "postgresql" else 0.0
+        tool_cpu = tool_meter.used()
+        pg_cpu = pg_meter.used() if backend == "postgresql" else 0.0
         machine_cpu = machine_cpu_seconds() - machine_before
     platform.stop()
     print(result.line(f"{backend:10} launches"))

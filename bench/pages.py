@@ -15,7 +15,7 @@ from pathlib import Path
 from common import (
     ROOT,
     Platform,
-    cpu_seconds,
+    ProcessCpu,
     cpu_split,
     database,
     gunicorn_pids,
@@ -50,8 +50,7 @@ def bench(backend: str, seconds: float, processes: int, trainees: int) -> None:
         for index in range(trainees):
             landing, _ = launch(platform, base, f"reader-{index:03d}")
             tokens.append(token_in(landing))
-        pids, pg_pids = gunicorn_pids(), postgres_pids()
-        cpu_before, pg_before = cpu_seconds(pids), cpu_seconds(pg_pids)
+        tool_meter, pg_meter = ProcessCpu(gunicorn_pids), ProcessCpu(postgres_pids)
         machine_before = machine_cpu_seconds()
 
         def read(index: int, iteration: int) -> None:
@@ -62,8 +61,8 @@ def bench(backend: str, seconds: float, processes: int, trainees: int) -> None:
                 raise RuntimeError(f"unit page answered {status}")
 
         result = run_load(read, processes=processes, seconds=seconds)
-        tool_cpu = cpu_seconds(pids) - cpu_before
-        pg_cpu = cpu_seconds(pg_pids) - pg_before if backend == "postgresql" else 0.0
+        tool_cpu = tool_meter.used()
+        pg_cpu = pg_meter.used() if backend == "postgresql" else 0.0
         machine_cpu = machine_cpu_seconds() - machine_before
     platform.stop()
     print(result.line(f"{backend:10} unit pages"))
