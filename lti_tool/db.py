@@ -442,6 +442,27 @@ class Direct:
         self._dbapi = fairy.dbapi_connection
         self.dialect = dialect
 
+    @classmethod
+    def within(cls, session: Session) -> Direct:
+        """The session's own connection, for `Prepared` reads inside its transaction (the
+        session writes; this is not for `writing()`)."""
+        connection = session.connection()
+        return cls(connection.connection, connection.dialect)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Direct]:
+        """Reads that must agree with each other: on SQLite one read transaction (a deferred
+        BEGIN takes no lock); on PostgreSQL, in autocommit as every read-only view there,
+        each statement sees what is committed when it runs."""
+        if not isinstance(self._dbapi, QueuedWriters):
+            yield self
+            return
+        self._dbapi.execute("BEGIN").close()
+        try:
+            yield self
+        finally:
+            self._dbapi.rollback()  # nothing was written: ends the read transaction
+
     def rows(self, prepared: Prepared, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         plan = prepared.plan(self.dialect)
         parameters = plan.parameters(values)

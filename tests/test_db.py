@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     create_engine,
+    func,
     insert,
     select,
     text,
@@ -27,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from lti_tool import db as db_module
-from lti_tool.db import Database, Prepared, UTCDateTime
+from lti_tool.db import Database, Direct, Prepared, UTCDateTime
 
 
 @pytest.fixture
@@ -359,3 +360,24 @@ def test_a_direct_connection_goes_back_to_the_pool_as_sessions_expect_it(
             session.rollback()
         with rows_table.read_scope() as session:
             assert session.execute(select(_ROWS.c.id)).scalars().all() == []
+
+
+def test_direct_reads_in_a_snapshot_and_within_a_sessions_transaction(
+    rows_table: Database,
+) -> None:
+    count = Prepared(select(func.count()).select_from(_ROWS))
+    insert_row = Prepared(insert(_ROWS).values(id=bindparam("id")))
+    with rows_table.direct() as conn, conn.snapshot():
+        assert conn.first(count, {}) == (0,)
+        with rows_table.direct() as other, other.writing():
+            other.rows(insert_row, {"id": 1})
+        # SQLite: one read transaction, so the page's reads agree with each other. PostgreSQL
+        # reads in autocommit (as every read-only view there): each sees what is committed.
+        assert conn.first(count, {}) == ((0,) if rows_table.is_sqlite else (1,))
+    with rows_table.sessions() as session:
+        session.execute(insert(_ROWS).values(id=2))
+        # Within the session: its own uncommitted row is seen, so it is its transaction.
+        assert Direct.within(session).first(count, {}) == (2,)
+        session.rollback()
+    with rows_table.direct() as conn:
+        assert conn.first(count, {}) == (1,)

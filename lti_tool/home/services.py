@@ -10,6 +10,7 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from lti_tool.catalog.model import Catalog
+from lti_tool.db import Direct, Prepared
 from lti_tool.errors import NotFound
 from lti_tool.identity import services as identity
 from lti_tool.identity.models import Course, Member, Person, ResourceLink, display_name_of
@@ -45,7 +46,7 @@ _PERSON = cast(Table, Person.__table__)
 _LINK = cast(Table, ResourceLink.__table__)
 # The member (always within the session's course), their name, the course and the activity,
 # in one query built once.
-_COURSE_HOME = (
+_COURSE_HOME = Prepared(
     select(
         _COURSE.c.title,
         _COURSE.c.label,
@@ -67,26 +68,23 @@ _COURSE_HOME = (
 )
 
 
-def course_home(session: Session, catalog: Catalog, tool_session: ToolSession) -> CourseHome:
-    row = (
-        session.connection()
-        .execute(
-            _COURSE_HOME,
-            {
-                "member_id": tool_session.member_id,
-                "course_id": tool_session.course_id,
-                "link_pk": tool_session.resource_link_pk,
-            },
-        )
-        .first()
+def course_home(reader: Direct, catalog: Catalog, tool_session: ToolSession) -> CourseHome:
+    row = reader.first(
+        _COURSE_HOME,
+        {
+            "member_id": tool_session.member_id,
+            "course_id": tool_session.course_id,
+            "link_pk": tool_session.resource_link_pk,
+        },
     )
     if row is None:
         raise NotFound("member not found")
+    title, label, name, given_name, family_name, link_pk, link_title = row
     return CourseHome(
-        course_title=row.title or row.label,
-        reader_name=display_name_of(row.name, row.given_name, row.family_name),
-        activity_title=(row.link_title or "") if row.link_pk is not None else None,
-        modules=course_modules(session, catalog, tool_session),
+        course_title=title or label,
+        reader_name=display_name_of(name, given_name, family_name),
+        activity_title=(link_title or "") if link_pk is not None else None,
+        modules=course_modules(reader, catalog, tool_session),
     )
 
 

@@ -8,7 +8,7 @@ from flask import Blueprint, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
 from lti_tool import runtime
-from lti_tool.db import get_session, read_only
+from lti_tool.db import get_db, get_session, read_only
 from lti_tool.errors import BadRequest
 from lti_tool.home import services
 from lti_tool.web.context import (
@@ -25,10 +25,10 @@ bp = Blueprint("home", __name__, template_folder="templates")
 
 
 @bp.get("/course")
-@read_only
 @requires_session
 def course() -> ResponseReturnValue:
-    page = services.course_home(get_session(), runtime.catalog(), g.tool_session)
+    with get_db().direct() as conn, conn.snapshot():
+        page = services.course_home(conn, runtime.catalog(), g.tool_session)
     return page_cache("tsunagu.course_pages").render(
         _course_page_key(page),
         "home/course.html",

@@ -84,12 +84,12 @@ _SETTINGS_VIEW_OF_MODULE = _SETTINGS_VIEW_OF_COURSE.where(
 )
 
 
-def settings_view(session: Session, course_id: int, module_id: str) -> Settings | None:
-    row = (
-        session.connection()
-        .execute(_SETTINGS_VIEW_OF_MODULE, {"course_id": course_id, "module_id": module_id})
-        .first()
-    )
+_SETTINGS_OF_COURSE_READ = Prepared(_SETTINGS_VIEW_OF_COURSE)
+_SETTINGS_OF_MODULE_READ = Prepared(_SETTINGS_VIEW_OF_MODULE)
+
+
+def settings_view(reader: Direct, course_id: int, module_id: str) -> Settings | None:
+    row = reader.first(_SETTINGS_OF_MODULE_READ, {"course_id": course_id, "module_id": module_id})
     return Settings.of(row) if row is not None else None
 
 
@@ -222,15 +222,21 @@ class ModulePage:
         return due is not None and due < utcnow() and self.percent < 100
 
 
+_PROGRESS_OF_MEMBER_READ = Prepared(_PROGRESS_OF_MEMBER)
+_PROGRESS_IN_MODULE_READ = Prepared(_PROGRESS_IN_MODULE)
+_UNIT_ID_AT = [field.name for field in fields(Progress)].index("unit_id")
+
+
 def _progress_rows(
-    session: Session, member_id: int, module_id: str | None = None
+    reader: Direct, member_id: int, module_id: str | None = None
 ) -> dict[str, Progress]:
-    conn = session.connection()
     if module_id is None:
-        rows = conn.execute(_PROGRESS_OF_MEMBER, {"member_id": member_id})
+        rows = reader.rows(_PROGRESS_OF_MEMBER_READ, {"member_id": member_id})
     else:
-        rows = conn.execute(_PROGRESS_IN_MODULE, {"member_id": member_id, "module_id": module_id})
-    return {row.unit_id: Progress(*row) for row in rows}
+        rows = reader.rows(
+            _PROGRESS_IN_MODULE_READ, {"member_id": member_id, "module_id": module_id}
+        )
+    return {row[_UNIT_ID_AT]: Progress(*row) for row in rows}
 
 
 def _module_open(settings: Settings | None) -> bool:
@@ -239,8 +245,9 @@ def _module_open(settings: Settings | None) -> bool:
 
 def module_page(session: Session, catalog: Catalog, ts: ToolSession, module_id: str) -> ModulePage:
     module = _module(catalog, module_id)
-    settings = settings_view(session, ts.course_id, module.id)
-    progress = _progress_rows(session, ts.member_id, module.id)
+    reader = Direct.within(session)
+    settings = settings_view(reader, ts.course_id, module.id)
+    progress = _progress_rows(reader, ts.member_id, module.id)
     return _module_page(module, settings, progress, ts)
 
 
@@ -255,24 +262,17 @@ def _module_page(
     return ModulePage(module, settings, units, _module_open(settings) or ts.is_staff)
 
 
-def course_modules(session: Session, catalog: Catalog, ts: ToolSession) -> list[ModulePage]:
+def course_modules(reader: Direct, catalog: Catalog, ts: ToolSession) -> list[ModulePage]:
     settings = {
-        row.module_id: Settings.of(row)
-        for row in session.connection().execute(
-            _SETTINGS_VIEW_OF_COURSE, {"course_id": ts.course_id}
+        found.module_id: found
+        for found in map(
+            Settings.of, reader.rows(_SETTINGS_OF_COURSE_READ, {"course_id": ts.course_id})
         )
     }
-    progress = _progress_rows(session, ts.member_id)
-    pages = []
-    for module in catalog.modules:
-        chosen = settings.get(module.id)
-        required = required_ids(module, chosen)
-        units = [
-            UnitStatus(unit, unit.id in required, progress.get(unit.id))
-            for unit in ordered_units(module, chosen)
-        ]
-        pages.append(ModulePage(module, chosen, units, _module_open(chosen) or ts.is_staff))
-    return pages
+    progress = _progress_rows(reader, ts.member_id)
+    return [
+        _module_page(module, settings.get(module.id), progress, ts) for module in catalog.modules
+    ]
 
 
 @dataclass(frozen=True)
@@ -624,15 +624,14 @@ def _settings_of(values: tuple[Any, ...]) -> Settings | None:
     return Settings.of(values) if values[0] is not None else None
 
 
-def reading_aids(session: Session, ts: ToolSession) -> ReadingAids:
-    row = (
-        session.connection()
-        .execute(_AIDS_OF_PERSON, {"person_id": ts.person_id, "platform_id": ts.platform_id})
-        .first()
-    )
+_AIDS_READ = Prepared(_AIDS_OF_PERSON)
+
+
+def reading_aids(reader: Direct, ts: ToolSession) -> ReadingAids:
+    row = reader.first(_AIDS_READ, {"person_id": ts.person_id, "platform_id": ts.platform_id})
     if row is None:
         raise NotFound("person not found")
-    return ReadingAids(bool(row.show_furigana), bool(row.easy_japanese))
+    return ReadingAids(bool(row[0]), bool(row[1]))
 
 
 # --- instructors ------------------------------------------------------------------------------

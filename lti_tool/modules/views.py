@@ -10,7 +10,7 @@ from markupsafe import Markup
 
 from lti_tool import runtime
 from lti_tool.catalog.model import Unit
-from lti_tool.db import get_db, get_session, read_only
+from lti_tool.db import Direct, get_db, get_session, read_only
 from lti_tool.home.services import safe_next
 from lti_tool.modules import services
 from lti_tool.web.context import requires_session, requires_staff
@@ -21,15 +21,16 @@ bp = Blueprint("modules", __name__, url_prefix="/modules", template_folder="temp
 
 
 def _aids() -> services.ReadingAids:
-    return services.reading_aids(get_session(), g.tool_session)
+    return services.reading_aids(Direct.within(get_session()), g.tool_session)
 
 
 @bp.get("/")
-@read_only
 @requires_session
 def index() -> ResponseReturnValue:
-    pages = services.course_modules(get_session(), runtime.catalog(), g.tool_session)
-    return render_template("modules/index.html", pages=pages, aids=_aids())
+    with get_db().direct() as conn, conn.snapshot():
+        pages = services.course_modules(conn, runtime.catalog(), g.tool_session)
+        aids = services.reading_aids(conn, g.tool_session)
+    return render_template("modules/index.html", pages=pages, aids=aids)
 
 
 @bp.get("/<module_id>")
