@@ -185,3 +185,31 @@ def test_a_unit_that_does_not_exist_records_nothing(browser, reg, learner, db):
     assert browser.get(f"/modules/Z/a01-first?ts={ts}").status_code == 404
     with db.read_scope() as session:
         assert session.scalars(select(UnitProgress)).all() == []
+
+
+def test_a_module_not_open_yet_is_shown_to_instructors_only_and_records_no_visit(
+    browser, reg, instructor, learner, db
+):
+    staff = browser.launch(reg, instructor)
+    sts = token_of(staff)
+    form = browser.get(f"/modules/E/settings?ts={sts}")
+    saved = browser.post(
+        "/modules/E/settings",
+        {"ts": sts, "csrf_token": csrf_of(form), "opens": "2099-04-01", "due": ""},
+    )
+    assert saved.status_code == 303
+    trainee = browser.launch(reg, learner)
+    closed = browser.get(f"/modules/E/e01-first?ts={token_of(trainee)}")
+    assert closed.status_code == 404
+    assert "2099-04-01" in closed.text
+    with db.read_scope() as session:
+        assert session.scalars(select(UnitProgress)).all() == []
+    # The instructor previews it; that visit is theirs.
+    assert browser.get(f"/modules/E/e01-first?ts={sts}").status_code == 200
+    with db.read_scope() as session:
+        [preview] = session.scalars(select(UnitProgress)).all()
+        assert "instructor" in session.get(Member, preview.member_id).roles.split()
+    # Opened today, the trainee reads it.
+    form = browser.get(f"/modules/E/settings?ts={sts}")
+    browser.post("/modules/E/settings", {"ts": sts, "csrf_token": csrf_of(form), "opens": ""})
+    assert browser.get(f"/modules/E/e01-first?ts={token_of(trainee)}").status_code == 200
