@@ -213,3 +213,25 @@ def test_a_module_not_open_yet_is_shown_to_instructors_only_and_records_no_visit
     form = browser.get(f"/modules/E/settings?ts={sts}")
     browser.post("/modules/E/settings", {"ts": sts, "csrf_token": csrf_of(form), "opens": ""})
     assert browser.get(f"/modules/E/e01-first?ts={token_of(trainee)}").status_code == 200
+
+
+def test_a_unit_page_is_one_read_and_one_write(browser, reg, learner, db, monkeypatch):
+    """The page most read: aids, settings and progress in one statement, then the visit."""
+    from lti_tool.db import Direct
+
+    ts = token_of(browser.launch(reg, learner))
+    sent: list[str] = []
+    real = Direct.rows
+
+    def counting(self, prepared, values):
+        sent.append(prepared.plan(self.dialect).sql.split(None, 1)[0])
+        return real(self, prepared, values)
+
+    monkeypatch.setattr(Direct, "rows", counting)
+    for write in ("INSERT", "UPDATE"):  # the first visit inserts, the second updates
+        sent.clear()
+        assert browser.get(f"/modules/A/a01-first?ts={ts}").status_code == 200
+        assert sent == ["SELECT", write]
+    with db.read_scope() as session:
+        [row] = session.scalars(select(UnitProgress)).all()
+    assert row.unit_id == "a01-first" and row.last_seen_at > row.opened_at
