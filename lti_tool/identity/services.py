@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from lti_tool.db import utcnow
+from lti_tool.db import Direct, Prepared, utcnow
 from lti_tool.errors import NotFound
 from lti_tool.identity.models import Course, Member, MemberSource, Person, ResourceLink
 from lti_tool.lti.launch import Launch
@@ -151,8 +152,12 @@ def _known_member_query(with_link: bool) -> Select[Any]:
     return query
 
 
-_KNOWN_MEMBER = {with_link: _known_member_query(with_link) for with_link in (False, True)}
-_MEMBER_LAUNCHED = (
+_KNOWN_MEMBER = {with_link: Prepared(_known_member_query(with_link)) for with_link in (False, True)}
+_KNOWN_MEMBER_FIELDS = {
+    with_link: [column.name for column in _known_member_query(with_link).selected_columns]
+    for with_link in (False, True)
+}
+_MEMBER_LAUNCHED = Prepared(
     update(Member.__table__)  # type: ignore[arg-type]
     .where(Member.__table__.c.id == bindparam("member_id"))
     .values(
@@ -168,8 +173,8 @@ def _refresh_known(session: Session, launch: Launch, context_key: str) -> Launch
     """A returning member, read in one query and refreshed with plain UPDATEs of only what
     changed (the common case of a launch); None sends the caller down the general path."""
     with_link = launch.resource_link_id is not None
-    conn = session.connection()
-    row = conn.execute(
+    reader = Direct.within(session)
+    found = reader.first(
         _KNOWN_MEMBER[with_link],
         {
             "deployment_pk": launch.deployment_pk,
@@ -178,9 +183,10 @@ def _refresh_known(session: Session, launch: Launch, context_key: str) -> Launch
             "sub": launch.sub,
             "resource_link_id": launch.resource_link_id,
         },
-    ).first()
-    if row is None:
+    )
+    if found is None:
         return None
+    row = SimpleNamespace(**dict(zip(_KNOWN_MEMBER_FIELDS[with_link], found, strict=True)))
     if launch.context is None and not row.c_title:
         course_values: dict[str, Any] = {"title": launch.resource_link_title[:500]}
     else:
@@ -191,7 +197,7 @@ def _refresh_known(session: Session, launch: Launch, context_key: str) -> Launch
     if person_values:
         session.execute(update(Person).where(Person.id == row.person_id).values(**person_values))
     roles = encode_roles(launch.roles)
-    conn.execute(_MEMBER_LAUNCHED, {"member_id": row.member_id, "roles": roles, "now": utcnow()})
+    reader.rows(_MEMBER_LAUNCHED, {"member_id": row.member_id, "roles": roles, "now": utcnow()})
     link_pk = None
     if with_link:
         link_pk = row.link_pk

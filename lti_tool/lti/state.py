@@ -23,7 +23,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, delete
 from sqlalchemy.orm import Session
 
-from lti_tool.db import per_dialect, utcnow
+from lti_tool.db import Direct, Prepared, per_dialect, utcnow
 from lti_tool.lti.models import UsedLoginState
 
 MAX_STATE_LENGTH = 96
@@ -98,15 +98,17 @@ def _spend_statement(insert: Callable[..., Any]) -> Any:
     )
 
 
+_SPEND = Prepared(_spend_statement)
+
+
 def spend(session: Session, state: LoginState) -> bool:
     """Record the state as used, in the caller's transaction; False if it already was."""
-    conn = session.connection()
     values = {
         "key": state.key,
         "platform_id": state.platform_id,
         "expires_at": dt.datetime.fromtimestamp(state.expires_at, dt.UTC),
     }
-    return conn.execute(_spend_statement(conn.dialect.name), values).first() is not None
+    return Direct.within(session).first(_SPEND, values) is not None
 
 
 def prune_used_states(session: Session) -> int:

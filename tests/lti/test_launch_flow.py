@@ -73,3 +73,32 @@ def test_the_course_home_names_the_activity_only_within_its_course(app, browser,
     assert home.status_code == 200
     assert "外国人支援コーディネーター養成研修 2026" in home.text
     assert "を開きました" not in home.text
+
+
+def test_a_returning_member_is_refreshed_from_the_new_launch(browser, reg, db):
+    """The common launch: a member the tool knows, read in one query and refreshed with plain
+    UPDATEs of what changed (roles, names, active again, source, time of the launch)."""
+    from dataclasses import replace
+
+    from sqlalchemy import select, update
+
+    from lti_tool.identity.models import Member, MemberSource, Person
+    from tests.conftest import make_user
+
+    first = make_user("Learner", name="Nguyen Thi Lan")
+    browser.launch(reg, first)
+    with db.session_scope() as session:
+        session.execute(update(Member).values(active=False, source=MemberSource.ROSTER))
+    with db.read_scope() as session:
+        before = session.scalars(select(Member)).one().last_launch_at
+    again = replace(first, roles=[first.roles[0].replace("Learner", "Instructor")], name="Lan N.")
+    assert browser.launch(reg, again).status_code == 200
+    with db.read_scope() as session:
+        member = session.scalars(select(Member)).one()
+        person = session.scalars(select(Person)).one()
+    assert (member.roles, member.active, member.source) == (
+        "instructor",
+        True,
+        MemberSource.LAUNCH,
+    )
+    assert member.last_launch_at > before and person.name == "Lan N."
