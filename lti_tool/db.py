@@ -395,6 +395,7 @@ class _Plan:
         if compiled.post_compile_params or compiled.literal_execute_params:
             raise ValueError("a prepared statement takes no expanding (IN) parameters")
         self.sql: str = compiled.string
+        self.reads = self.sql.lstrip()[:7].split(None, 1)[0].upper() in _READ_STATEMENTS
         self.positional: list[str] | None = (
             list(compiled.positiontup) if dialect.positional and compiled.positiontup else None
         )
@@ -434,20 +435,23 @@ class _Plan:
 
 class Direct:
     """A pooled connection used without SQLAlchemy's per-statement machinery, for `Prepared`
-    statements only (`Database.direct`). Outside `writing()` each statement stands alone (a
-    read sees one snapshot); a DBAPI error comes out as SQLAlchemy's own (`DBAPIError`)."""
+    statements only (`Database.direct`, `Direct.within`). Outside `writing()` and `snapshot()`
+    each statement stands alone; a DBAPI error comes out as SQLAlchemy's own (`DBAPIError`)."""
 
-    def __init__(self, fairy: Any, dialect: Dialect) -> None:
+    def __init__(self, fairy: Any, dialect: Dialect, *, read_only: bool = False) -> None:
         self._fairy = fairy
         self._dbapi = fairy.dbapi_connection
         self.dialect = dialect
+        self._read_only = read_only
 
     @classmethod
     def within(cls, session: Session) -> Direct:
-        """The session's own connection, for `Prepared` reads inside its transaction (the
-        session writes; this is not for `writing()`)."""
+        """The session's own connection, for `Prepared` statements inside its transaction
+        (committed or rolled back with it; not for `writing()` or `snapshot()`). A read-only
+        session's refuses to write, as the session itself does (`read_only`)."""
         connection = session.connection()
-        return cls(connection.connection, connection.dialect)
+        read_only = bool(connection.get_execution_options().get("tsunagu_read_only"))
+        return cls(connection.connection, connection.dialect, read_only=read_only)
 
     @contextmanager
     def snapshot(self) -> Iterator[Direct]:
@@ -465,6 +469,8 @@ class Direct:
 
     def rows(self, prepared: Prepared, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         plan = prepared.plan(self.dialect)
+        if self._read_only and not plan.reads:
+            raise ReadOnlyViolation(plan.sql.split(None, 1)[0])
         parameters = plan.parameters(values)
         cursor = self._dbapi.cursor()
         try:

@@ -381,3 +381,19 @@ def test_direct_reads_in_a_snapshot_and_within_a_sessions_transaction(
         session.rollback()
     with rows_table.direct() as conn:
         assert conn.first(count, {}) == (1,)
+
+
+def test_a_read_only_sessions_connection_refuses_direct_writes(rows_table: Database) -> None:
+    from lti_tool.db import ReadOnlyViolation
+
+    insert_row = Prepared(insert(_ROWS).values(id=bindparam("id")))
+    with rows_table.read_scope() as session:
+        reader = Direct.within(session)
+        assert reader.first(Prepared(select(func.count()).select_from(_ROWS)), {}) == (0,)
+        with pytest.raises(ReadOnlyViolation):
+            reader.rows(insert_row, {"id": 1})
+    with rows_table.sessions() as session:
+        Direct.within(session).rows(insert_row, {"id": 2})
+        session.commit()
+    with rows_table.direct() as conn:
+        assert conn.rows(Prepared(select(_ROWS.c.id)), {}) == [(2,)]
