@@ -615,7 +615,7 @@ _UNIT_PAGE_READ = Prepared(
 )
 _SETTINGS_AT = 2
 _PROGRESS_AT = _SETTINGS_AT + len(_UNIT_PAGE_SETTINGS)
-_PROGRESS_UNIT = _PROGRESS_AT + [field.name for field in fields(Progress)].index("unit_id")
+_PROGRESS_UNIT = _PROGRESS_AT + _UNIT_ID_AT
 
 
 def _settings_of(values: tuple[Any, ...]) -> Settings | None:
