@@ -152,10 +152,12 @@ def _known_member_query(with_link: bool) -> Select[Any]:
     return query
 
 
-_KNOWN_MEMBER = {with_link: Prepared(_known_member_query(with_link)) for with_link in (False, True)}
+_KNOWN_MEMBER_QUERIES = {with_link: _known_member_query(with_link) for with_link in (False, True)}
+_KNOWN_MEMBER = {with_link: Prepared(query) for with_link, query in _KNOWN_MEMBER_QUERIES.items()}
+# The row's names (its labels), to read the row of the prepared statement by name.
 _KNOWN_MEMBER_FIELDS = {
-    with_link: [column.name for column in _known_member_query(with_link).selected_columns]
-    for with_link in (False, True)
+    with_link: [column.name for column in query.selected_columns]
+    for with_link, query in _KNOWN_MEMBER_QUERIES.items()
 }
 _MEMBER_LAUNCHED = Prepared(
     update(Member.__table__)  # type: ignore[arg-type]
