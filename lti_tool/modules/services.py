@@ -116,10 +116,6 @@ class Progress:
     def completed(self) -> bool:
         return self.checked_at is not None
 
-    @classmethod
-    def of(cls, row: UnitProgress) -> Progress:
-        return cls(*(getattr(row, field.name) for field in fields(cls)))
-
 
 def settings_for(session: Session, course_id: int, module_id: str) -> ModuleSettings | None:
     return session.scalars(
@@ -262,13 +258,14 @@ def _module_page(
     return ModulePage(module, settings, units, _module_open(settings) or ts.is_staff)
 
 
+def _course_settings(reader: Direct, course_id: int) -> dict[str, Settings]:
+    """The course's settings of each module that has any, by module id."""
+    rows = reader.rows(_SETTINGS_OF_COURSE_READ, {"course_id": course_id})
+    return {found.module_id: found for found in map(Settings.of, rows)}
+
+
 def course_modules(reader: Direct, catalog: Catalog, ts: ToolSession) -> list[ModulePage]:
-    settings = {
-        found.module_id: found
-        for found in map(
-            Settings.of, reader.rows(_SETTINGS_OF_COURSE_READ, {"course_id": ts.course_id})
-        )
-    }
+    settings = _course_settings(reader, ts.course_id)
     progress = _progress_rows(reader, ts.member_id)
     return [
         _module_page(module, settings.get(module.id), progress, ts) for module in catalog.modules
@@ -745,10 +742,7 @@ def progress_reports(session: Session, catalog: Catalog, course_id: int) -> list
             )
         )
     }
-    settings = {
-        row.module_id: Settings.of(row)
-        for row in session.connection().execute(_SETTINGS_VIEW_OF_COURSE, {"course_id": course_id})
-    }
+    settings = _course_settings(Direct.within(session), course_id)
     reports = []
     for module in catalog.modules:
         chosen = settings.get(module.id)
