@@ -108,7 +108,7 @@ class PageCache:
     """
 
     def __init__(self, max_bytes: int = 8_000_000) -> None:
-        # A budget in bytes of kept pages (a unit page is ~50,000 in Japanese): 8 MB per
+        # A budget in bytes of kept pages (a unit page is 26,000-48,000 in Japanese): 8 MB per
         # worker. The oldest pages go first.
         self.max_bytes = max_bytes
         self._pages: dict[Hashable, tuple[bytes, ...]] = {}
