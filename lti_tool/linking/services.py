@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from lti_tool.db import utcnow
+from lti_tool.db import Direct, Prepared, utcnow
 from lti_tool.errors import BadRequest, Conflict, NotFound
 from lti_tool.identity.models import Course
 from lti_tool.linking.models import DeepLinkRequest, Placement, ResourceLinkPlacement
@@ -210,6 +210,14 @@ def placement_for_link(session: Session, resource_link_pk: int) -> Placement | N
     return session.scalars(_PLACEMENT_OF_LINK, {"resource_link_pk": resource_link_pk}).first()
 
 
+# Every launch of a set-up activity asks only this: read without loading the placement.
+_BOUND_PLACEMENT = Prepared(
+    select(ResourceLinkPlacement.placement_id).where(
+        ResourceLinkPlacement.resource_link_pk == bindparam("resource_link_pk")
+    )
+)
+
+
 def bind(session: Session, course_id: int, resource_link_pk: int, placement: Placement) -> None:
     if placement.course_id != course_id:
         raise NotFound("placement of another course")
@@ -229,13 +237,13 @@ def resolve_placement(
     resource_link_pk: int,
     launch: Launch,
     registry: LinkRegistry | None = None,
-) -> Placement | None:
-    """The placement an activity opens: its binding, else the one its launch names. A
-    placement from another course of the same platform (a copied course) is copied here, with
+) -> int | None:
+    """The id of the placement an activity opens: its binding, else the one its launch names.
+    A placement from another course of the same platform (a copied course) is copied here, with
     its options taking effect in this course as they did in the original (`on_placed`)."""
-    bound = placement_for_link(session, resource_link_pk)
+    bound = Direct.within(session).first(_BOUND_PLACEMENT, {"resource_link_pk": resource_link_pk})
     if bound is not None:
-        return bound
+        return int(bound[0])
     public_id = _placement_id_of(launch)
     if public_id is None:
         return None
@@ -254,7 +262,7 @@ def resolve_placement(
         else:
             found = create_placement(session, course_id, None, found.item_key, dict(found.options))
     bind(session, course_id, resource_link_pk, found)
-    return found
+    return found.id
 
 
 def linkable(registry: LinkRegistry, key: str) -> LinkableItem:
