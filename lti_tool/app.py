@@ -83,7 +83,7 @@ def create_app(config: Config | None = None) -> Flask:
     from lti_tool.grading.views import bp as grading_bp
     from lti_tool.home.views import bp as home_bp
     from lti_tool.identity import roster
-    from lti_tool.linking.landing import handle_launch
+    from lti_tool.linking.landing import handle_known_launch, handle_launch
     from lti_tool.linking.registry import LinkRegistry
     from lti_tool.linking.views import bp as linking_bp
     from lti_tool.lti.views import bp as lti_bp
@@ -103,6 +103,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["tsunagu.links"] = links
     app.extensions["tsunagu.after_response"] = AfterResponse()
     app.extensions["tsunagu.launch_handler"] = handle_launch
+    app.extensions["tsunagu.known_launch_handler"] = handle_known_launch
     delivery.init_app(app)
     roster.init_app(app)
     blueprints = (

@@ -101,11 +101,12 @@ def db_downgrade(ctx: CliContext, revision: str) -> None:
 @pass_ctx
 def db_prune(ctx: CliContext) -> None:
     """Forget spent login states past their expiry, and keys past their retirement."""
+    from lti_tool.db import Direct
     from lti_tool.lti.keys import prune_retired
     from lti_tool.lti.state import prune_used_states
 
     with ctx.db.session_scope() as session:
-        states = prune_used_states(session)
+        states = prune_used_states(Direct.within(session))
         keys_removed = prune_retired(session)
     click.echo(f"pruned {states} spent login states, {keys_removed} retired keys")
 

@@ -468,6 +468,14 @@ class Direct:
             self._dbapi.rollback()  # nothing was written: ends the read transaction
 
     def rows(self, prepared: Prepared, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        plan, fetched, _ = self._run(prepared, values)
+        return [plan.convert(row) for row in fetched]
+
+    def count(self, prepared: Prepared, values: Mapping[str, Any]) -> int:
+        """Run a write; the number of rows it changed."""
+        return self._run(prepared, values)[2]
+
+    def _run(self, prepared: Prepared, values: Mapping[str, Any]) -> tuple[_Plan, list[Any], int]:
         plan = prepared.plan(self.dialect)
         if self._read_only and not plan.reads:
             raise ReadOnlyViolation(plan.sql.split(None, 1)[0])
@@ -476,11 +484,12 @@ class Direct:
         try:
             cursor.execute(plan.sql, parameters)
             fetched = cursor.fetchall() if cursor.description is not None else []
+            changed = int(cursor.rowcount)
         except self.dialect.loaded_dbapi.Error as exc:
             raise self._failed(exc, plan.sql, parameters, cursor) from exc
         finally:
             cursor.close()
-        return [plan.convert(row) for row in fetched]
+        return plan, fetched, changed
 
     def first(self, prepared: Prepared, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
         found = self.rows(prepared, values)
@@ -508,6 +517,31 @@ class Direct:
         except BaseException:
             self._dbapi.rollback()
             raise
+
+    @contextmanager
+    def atomic(self) -> Iterator[Direct]:
+        """Writes that are committed together at the end, or rolled back together on an error:
+        on SQLite as `writing()`; on PostgreSQL one transaction on this (autocommit) connection.
+        Not for a session's connection (`within`): that one commits with its session."""
+        if isinstance(self._dbapi, QueuedWriters):
+            with self.writing():
+                yield self
+            return
+        errors = self.dialect.loaded_dbapi.Error
+        transaction = self._dbapi.transaction()
+        try:
+            transaction.__enter__()
+        except errors as exc:
+            raise self._failed(exc, "BEGIN", (), None) from exc
+        try:
+            yield self
+        except BaseException as exc:
+            transaction.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        try:
+            transaction.__exit__(None, None, None)
+        except errors as exc:
+            raise self._failed(exc, "COMMIT", (), None) from exc
 
     def _failed(self, exc: Exception, sql: str, parameters: Any, cursor: Any) -> DBAPIError:
         if self.dialect.is_disconnect(cast(Any, exc), self._dbapi, cursor):

@@ -171,11 +171,22 @@ _MEMBER_LAUNCHED = Prepared(
 )
 
 
-def _refresh_known(session: Session, launch: Launch, context_key: str) -> LaunchRecord | None:
-    """A returning member, read in one query and refreshed with plain UPDATEs of only what
-    changed (the common case of a launch); None sends the caller down the general path."""
+@dataclass(frozen=True)
+class _Changes:
+    """What a returning member's launch says anew about their course, person and activity."""
+
+    course: dict[str, Any]
+    person: dict[str, Any]
+    link: dict[str, Any]
+
+    def __bool__(self) -> bool:
+        return bool(self.course or self.person or self.link)
+
+
+def _known(reader: Direct, launch: Launch, context_key: str) -> tuple[Any, _Changes] | None:
+    """A returning member's row (course, person and resource link with it), and what the
+    launch changes of them; None for a member not seen in this course before."""
     with_link = launch.resource_link_id is not None
-    reader = Direct.within(session)
     found = reader.first(
         _KNOWN_MEMBER[with_link],
         {
@@ -193,29 +204,51 @@ def _refresh_known(session: Session, launch: Launch, context_key: str) -> Launch
         course_values: dict[str, Any] = {"title": launch.resource_link_title[:500]}
     else:
         course_values = _changed(row, "c_", _course_values(launch))
-    if course_values:
-        session.execute(update(Course).where(Course.id == row.course_id).values(**course_values))
-    person_values = _changed(row, "p_", _names(launch))
-    if person_values:
-        session.execute(update(Person).where(Person.id == row.person_id).values(**person_values))
+    link_values = _changed(row, "l_", _link_values(launch)) if with_link else {}
+    return row, _Changes(course_values, _changed(row, "p_", _names(launch)), link_values)
+
+
+def _launched(writer: Direct, row: Any, launch: Launch) -> LaunchRecord:
+    """Record the launch on a returning member's row: their roles now, and when."""
     roles = encode_roles(launch.roles)
-    reader.rows(_MEMBER_LAUNCHED, {"member_id": row.member_id, "roles": roles, "now": utcnow()})
-    link_pk = None
-    if with_link:
-        link_pk = row.link_pk
-        link_values = _changed(row, "l_", _link_values(launch))
-        if link_values:
-            session.execute(
-                update(ResourceLink).where(ResourceLink.id == link_pk).values(**link_values)
-            )
+    writer.rows(_MEMBER_LAUNCHED, {"member_id": row.member_id, "roles": roles, "now": utcnow()})
     return LaunchRecord(
         member_id=row.member_id,
         course_id=row.course_id,
         person_id=row.person_id,
         person_locale=row.p_locale,
-        resource_link_pk=link_pk,
+        resource_link_pk=row.link_pk if launch.resource_link_id is not None else None,
         roles=decode_roles(roles),
     )
+
+
+def record_known_launch(conn: Direct, launch: Launch) -> LaunchRecord | None:
+    """A returning member's launch that tells nothing new of their course, name or activity
+    (the common case), recorded in one read and one UPDATE; None for any other launch, which
+    `record_launch` records."""
+    known = _known(conn, launch, _context_key(launch))
+    if known is None or known[1]:
+        return None
+    return _launched(conn, known[0], launch)
+
+
+def _refresh_known(session: Session, launch: Launch, context_key: str) -> LaunchRecord | None:
+    """A returning member, read in one query and refreshed with plain UPDATEs of only what
+    changed; None sends the caller down the general path."""
+    reader = Direct.within(session)
+    known = _known(reader, launch, context_key)
+    if known is None:
+        return None
+    row, changes = known
+    if changes.course:
+        session.execute(update(Course).where(Course.id == row.course_id).values(**changes.course))
+    if changes.person:
+        session.execute(update(Person).where(Person.id == row.person_id).values(**changes.person))
+    if changes.link:
+        session.execute(
+            update(ResourceLink).where(ResourceLink.id == row.link_pk).values(**changes.link)
+        )
+    return _launched(reader, row, launch)
 
 
 def record_launch(session: Session, launch: Launch) -> LaunchRecord:

@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
+from lti_tool.db import Direct
 from lti_tool.errors import Forbidden
 from lti_tool.identity import roster
 from lti_tool.identity import services as identity
@@ -24,22 +25,50 @@ log = logging.getLogger(__name__)
 def handle_launch(session: Session, launch: Launch) -> Response:
     record = identity.record_launch(session, launch)
     deep_link_id = None
-    values: dict[str, str] = {}
+    placed = False
     if launch.is_deep_linking:
         if not record.is_staff:
             raise Forbidden(_l("Only instructors can choose what an activity shows."))
         deep_link_id = linking.open_deep_link_request(
             session, record.course_id, record.member_id, launch
         ).id
+    elif record.resource_link_pk is not None:
+        placed = (
+            linking.resolve_placement(
+                session, record.course_id, record.resource_link_pk, launch, registry()
+            )
+            is not None
+        )
+    return _land(launch, record, placed, deep_link_id)
+
+
+def handle_known_launch(conn: Direct, launch: Launch) -> Response | None:
+    """The common launch, recorded in three prepared statements on `conn` (in the transaction
+    that spends its login state): a returning member opening an activity that is set up, or
+    one that names no placement, with nothing new about their course or name. None leaves
+    the launch to `handle_launch`."""
+    if launch.is_deep_linking:
+        return None
+    record = identity.record_known_launch(conn, launch)
+    if record is None:
+        return None
+    placed = False
+    if record.resource_link_pk is not None:
+        placed = linking.bound_placement(conn, record.resource_link_pk) is not None
+        if not placed and linking.names_placement(launch):
+            return None  # binding it may copy a placement: `resolve_placement`
+    return _land(launch, record, placed, None)
+
+
+def _land(
+    launch: Launch, record: identity.LaunchRecord, placed: bool, deep_link_id: int | None
+) -> Response:
+    values: dict[str, str] = {}
+    if deep_link_id is not None:
         landing = "linking.pick"
     elif record.resource_link_pk is None:
         landing = "home.overview" if record.is_staff else "home.course"
-    elif (
-        linking.resolve_placement(
-            session, record.course_id, record.resource_link_pk, launch, registry()
-        )
-        is not None
-    ):
+    elif placed:
         landing = "linking.open"
     else:
         # Instructors choose once; trainees land on their course page, told the activity waits.

@@ -231,6 +231,17 @@ def bind(session: Session, course_id: int, resource_link_pk: int, placement: Pla
     session.flush()
 
 
+def bound_placement(conn: Direct, resource_link_pk: int) -> int | None:
+    """The id of the placement an activity is bound to, if it is."""
+    found = conn.first(_BOUND_PLACEMENT, {"resource_link_pk": resource_link_pk})
+    return int(found[0]) if found is not None else None
+
+
+def names_placement(launch: Launch) -> bool:
+    """Whether the launch names a placement to bind its activity to (see `resolve_placement`)."""
+    return _placement_id_of(launch) is not None
+
+
 def resolve_placement(
     session: Session,
     course_id: int,
@@ -241,9 +252,9 @@ def resolve_placement(
     """The id of the placement an activity opens: its binding, else the one its launch names.
     A placement from another course of the same platform (a copied course) is copied here, with
     its options taking effect in this course as they did in the original (`on_placed`)."""
-    bound = Direct.within(session).first(_BOUND_PLACEMENT, {"resource_link_pk": resource_link_pk})
+    bound = bound_placement(Direct.within(session), resource_link_pk)
     if bound is not None:
-        return int(bound[0])
+        return bound
     public_id = _placement_id_of(launch)
     if public_id is None:
         return None

@@ -24,9 +24,8 @@ from flask_babel import lazy_gettext as _l
 from pylti1p3.exception import LtiException
 from pylti1p3.message_launch import MessageLaunch
 from pylti1p3.request import Request as LtiRequest
-from sqlalchemy.orm import Session
 
-from lti_tool.db import utcnow
+from lti_tool.db import Direct, utcnow
 from lti_tool.lti import claims as C
 from lti_tool.lti.errors import LtiRefused, inactive_registration
 from lti_tool.lti.login import state_cookie_name
@@ -557,10 +556,10 @@ def _deep_linking(settings: object) -> DeepLinkingSettings | None:
 PRUNE_EVERY = 64
 
 
-def consume_login_state(session: Session, launch: Launch) -> None:
+def consume_login_state(conn: Direct, launch: Launch) -> None:
     """Spend the launch's login state, in the transaction that records the launch: single use
     across all workers, since a second use (even a concurrent one) finds it already spent."""
-    if not spend(session, launch.login_state):
+    if not spend(conn, launch.login_state):
         raise LtiRefused(
             "state already used",
             _l("This launch has expired or was already used."),
@@ -568,7 +567,7 @@ def consume_login_state(session: Session, launch: Launch) -> None:
             hint=_l("Go back to the course page and open the activity again."),
         )
     if secrets.randbelow(PRUNE_EVERY) == 0:
-        prune_used_states(session)
+        prune_used_states(conn)
 
 
 def validate_launch(

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete
-from sqlalchemy.orm import Session
 
 from lti_tool.db import Direct, Prepared, per_dialect, utcnow
 from lti_tool.lti.models import UsedLoginState
@@ -101,17 +100,21 @@ def _spend_statement(insert: Callable[..., Any]) -> Any:
 _SPEND = Prepared(_spend_statement)
 
 
-def spend(session: Session, state: LoginState) -> bool:
+_PRUNE = Prepared(
+    delete(_TABLE).where(_TABLE.c.expires_at < bindparam("now", type_=_TABLE.c.expires_at.type))
+)
+
+
+def spend(conn: Direct, state: LoginState) -> bool:
     """Record the state as used, in the caller's transaction; False if it already was."""
     values = {
         "key": state.key,
         "platform_id": state.platform_id,
         "expires_at": dt.datetime.fromtimestamp(state.expires_at, dt.UTC),
     }
-    return Direct.within(session).first(_SPEND, values) is not None
+    return conn.first(_SPEND, values) is not None
 
 
-def prune_used_states(session: Session) -> int:
+def prune_used_states(conn: Direct) -> int:
     """Forget used states past their expiry: an expired state is refused on its own."""
-    result = session.execute(delete(UsedLoginState).where(UsedLoginState.expires_at < utcnow()))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return conn.count(_PRUNE, {"now": utcnow()})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pylti1p3.actions import Action
@@ -21,11 +22,20 @@ AnyPlatform = Platform | KnownPlatform
 class DbToolConf(ToolConfAbstract):  # type: ignore[type-arg]
     """Registrations live in the DB; an issuer may have many client_ids."""
 
-    def __init__(self, session: Session, secret_key: str) -> None:
+    def __init__(self, session: Session | Callable[[], Session], secret_key: str) -> None:
+        """`session` may be a function giving one, called only if a lookup needs it (a
+        launch validated from the worker's registrations never does)."""
         super().__init__()
-        self._session = session
+        self._session_of = session
         self._secret_key = secret_key
         self._known: dict[tuple[str, str], AnyPlatform] = {}
+
+    @property
+    def _session(self) -> Session:
+        if isinstance(self._session_of, Session):
+            return self._session_of
+        self._session_of = self._session_of()
+        return self._session_of
 
     def remember(self, platform: AnyPlatform) -> None:
         """A registration already loaded in this unit of work (saves a query)."""

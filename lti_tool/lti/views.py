@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
 from lti_tool import runtime
-from lti_tool.db import get_session
+from lti_tool.db import Direct, get_db, get_session
 from lti_tool.lti import keys
 from lti_tool.lti.errors import LtiRefused
 from lti_tool.lti.launch import Launch, consume_login_state, validate_launch
@@ -35,6 +35,25 @@ bp = Blueprint("lti", __name__, url_prefix="/lti", template_folder="templates")
 
 # Registered by the app factory: turns a validated launch into the response (domain code).
 LaunchHandler = Callable[[Session, Launch], BaseResponse]
+# Registered with it: the common launch (a returning member) on a connection of its own, in the
+# transaction that spends the login state, without the ORM; None leaves it to the other.
+KnownLaunchHandler = Callable[[Direct, Launch], BaseResponse | None]
+
+
+class _NotKnown(Exception):
+    """Rolls back the common path's transaction (its spent state with it) for the general."""
+
+
+def _known_launch(handler: KnownLaunchHandler, launch: Launch) -> BaseResponse | None:
+    try:
+        with get_db().direct() as conn, conn.atomic():
+            consume_login_state(conn, launch)
+            response = handler(conn, launch)
+            if response is None:
+                raise _NotKnown
+            return response
+    except _NotKnown:
+        return None
 
 
 def tool_urls() -> ToolUrls:
@@ -71,21 +90,24 @@ def launch() -> ResponseReturnValue:
     cfg = runtime.config()
     # Validation reads no database (signed state, registrations from the worker's snapshot),
     # so no transaction is open while the platform's keys are fetched.
-    session = get_session()
     validated = validate_launch(
         request.form,
         request.cookies,
         runtime.platforms(),
         runtime.state_signer(),
-        DbToolConf(session, cfg.secret_key),
+        DbToolConf(get_session, cfg.secret_key),
         runtime.platform_keys(),
         iat_window=dt.timedelta(seconds=cfg.login_state_ttl),
         leeway=cfg.iat_leeway,
     )
-    consume_login_state(session, validated)
     # What the launch opens (a picker, an item, a setup page) is the domain's business.
-    handler: LaunchHandler = current_app.extensions["tsunagu.launch_handler"]
-    response = handler(session, validated)
+    known: KnownLaunchHandler | None = current_app.extensions.get("tsunagu.known_launch_handler")
+    response = _known_launch(known, validated) if known is not None else None
+    if response is None:
+        session = get_session()
+        consume_login_state(Direct.within(session), validated)
+        handler: LaunchHandler = current_app.extensions["tsunagu.launch_handler"]
+        response = handler(session, validated)
     # The state cookie did its work; don't let them pile up in the browser.
     state = request.form.get("state", "")
     if request.cookies.get(state_cookie_name(state)):

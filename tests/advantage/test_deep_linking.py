@@ -221,6 +221,24 @@ def test_a_launch_opens_the_placed_item(browser, lms, reg, instructor, learner, 
     assert _opens(browser, reg, instructor, resource_link_id="act-quiz") == ["/open", "/quiz/"]
 
 
+def test_a_known_activity_set_up_later_opens_what_its_launch_names(
+    browser, lms, reg, instructor, learner
+):
+    """A trainee who already launched an activity before it was set up, launching it again
+    once the LMS sends the placement it was given."""
+    ids = _placed(browser, lms, reg, instructor, "module:C")
+    assert _opens(browser, reg, learner, resource_link_id="act-c") == ["/course"]
+    assert _opens(
+        browser,
+        reg,
+        learner,
+        resource_link_id="act-c",
+        custom={"tsunagu_placement": ids["module:C"]},
+    ) == ["/open", "/modules/C"]
+    # Bound now: the next launch needs no name.
+    assert _opens(browser, reg, learner, resource_link_id="act-c") == ["/open", "/modules/C"]
+
+
 def test_the_item_url_alone_is_enough(app, browser, lms, reg, learner, instructor):
     ids = _placed(browser, lms, reg, instructor, "module:E")
     base = app.extensions["tsunagu.config"].tool_base_url

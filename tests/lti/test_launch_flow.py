@@ -102,3 +102,67 @@ def test_a_returning_member_is_refreshed_from_the_new_launch(browser, reg, db):
         MemberSource.LAUNCH,
     )
     assert member.last_launch_at > before and person.name == "Lan N."
+
+
+def test_a_returning_members_common_launch_needs_no_general_path(app, browser, reg, db):
+    """Nothing new about the course, the name or the activity: the launch is recorded on a
+    connection of its own (roles, active again, time), never reaching the ORM's path."""
+    from sqlalchemy import select, update
+
+    from lti_tool.identity.models import Member, MemberSource
+    from lti_tool.lti.models import UsedLoginState
+    from tests.conftest import make_user
+
+    user = make_user("Learner", name="Nguyen Thi Lan")
+    browser.launch(reg, user)
+    with db.session_scope() as session:
+        session.execute(update(Member).values(active=False, source=MemberSource.ROSTER))
+    with db.read_scope() as session:
+        before = session.scalars(select(Member)).one().last_launch_at
+        spent = len(session.scalars(select(UsedLoginState.key)).all())
+
+    def general_path(*_args: object) -> None:
+        raise AssertionError("the common launch went down the general path")
+
+    general = app.extensions["tsunagu.launch_handler"]
+    app.extensions["tsunagu.launch_handler"] = general_path
+    try:
+        page = browser.launch(reg, user)
+    finally:
+        app.extensions["tsunagu.launch_handler"] = general
+    assert page.status_code == 200 and "Nguyen Thi Lan" in page.text
+    with db.read_scope() as session:
+        member = session.scalars(select(Member)).one()
+        assert len(session.scalars(select(UsedLoginState.key)).all()) == spent + 1
+    assert (member.active, member.source) == (True, MemberSource.LAUNCH)
+    assert member.last_launch_at > before
+
+
+def test_a_common_launch_that_fails_after_spending_its_state_leaves_it_unspent(
+    app, browser, reg, db
+):
+    """The common path's transaction holds the spent state: an error after it (here, in the
+    landing) rolls both back, and the general path then runs with the state unspent."""
+    from sqlalchemy import select
+
+    from lti_tool.lti.models import UsedLoginState
+    from tests.conftest import make_user
+
+    user = make_user("Learner", name="Nguyen Thi Lan")
+    browser.launch(reg, user)
+    known = app.extensions["tsunagu.known_launch_handler"]
+    calls = []
+
+    def known_then_declines(conn, launch):  # type: ignore[no-untyped-def]
+        calls.append(known(conn, launch))  # records the launch, then leaves it to the other
+        return None
+
+    app.extensions["tsunagu.known_launch_handler"] = known_then_declines
+    try:
+        page = browser.launch(reg, user)
+    finally:
+        app.extensions["tsunagu.known_launch_handler"] = known
+    assert calls and calls[0] is not None  # the common path did take it, then declined
+    assert page.status_code == 200
+    with db.read_scope() as session:
+        assert len(session.scalars(select(UsedLoginState.key)).all()) == 2

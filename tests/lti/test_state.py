@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
+from lti_tool.db import Direct
 from lti_tool.lti.models import Platform, UsedLoginState
 from lti_tool.lti.state import LoginState, StateSigner, prune_used_states, spend
 from tests.platform.lms import ToolRegistration
@@ -56,11 +58,27 @@ def test_a_state_is_spent_once_and_forgotten_after_expiry(db: Any, reg: ToolRegi
         platform_id = session.scalars(select(Platform.id)).one()
     live, expired = signer.issue(platform_id, 600), signer.issue(platform_id, -5)
     with db.session_scope() as session:
-        assert spend(session, live) is True
-        assert spend(session, live) is False
-        assert spend(session, expired) is True
-    with db.session_scope() as session:
-        assert spend(session, live) is False
-        assert prune_used_states(session) == 1
+        conn = Direct.within(session)
+        assert spend(conn, live) is True
+        assert spend(conn, live) is False
+        assert spend(conn, expired) is True
+    with db.direct() as conn, conn.atomic():
+        assert spend(conn, live) is False
+        assert prune_used_states(conn) == 1
     with db.session_scope() as session:
         assert list(session.scalars(select(UsedLoginState.key))) == [live.key]
+
+
+def test_a_spend_rolled_back_with_its_launch_leaves_the_state_unspent(
+    db: Any, reg: ToolRegistration
+) -> None:
+    signer = StateSigner("secret-a")
+    with db.session_scope() as session:
+        platform_id = session.scalars(select(Platform.id)).one()
+    state = signer.issue(platform_id, 600)
+    with pytest.raises(RuntimeError), db.direct() as conn, conn.atomic():
+        assert spend(conn, state) is True
+        raise RuntimeError("the launch failed after spending its state")
+    with db.direct() as conn, conn.atomic():
+        assert spend(conn, state) is True
+        assert spend(conn, state) is False
