@@ -11,10 +11,12 @@ import datetime as dt
 import fcntl
 import functools
 import hashlib
+import logging
 import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
@@ -31,6 +33,8 @@ from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -115,8 +119,8 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        # Checkpoints are ours (`QueuedWriters.commit`): SQLite's own, run by any commit once
-        # the WAL passes 1,000 pages, is retried by every later commit while a reader holds an
+        # Checkpoints are ours (`WalCheckpointer`): SQLite's own, run by any commit once the
+        # WAL passes 1,000 pages, is retried by every later commit while a reader holds an
         # older snapshot (most of the time under load), and made each write ~10× dearer.
         cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
@@ -142,9 +146,10 @@ def _tune_sqlite(engine: Engine) -> None:
 
 
 WRITE_QUEUE_TIMEOUT = 10.0
-# Each process checkpoints the WAL after this many of its writes (SQLite's own default would be
-# at 1,000 pages of WAL; a write here is usually one to three pages).
-CHECKPOINT_EVERY = 500
+# A thread of each process checkpoints the WAL this often while the process writes, and stops
+# once it has had nothing to do for CHECKPOINT_IDLE_EXIT seconds.
+CHECKPOINT_INTERVAL = 0.2
+CHECKPOINT_IDLE_EXIT = 5.0
 # Past this size the WAL is truncated, waiting at most WAL_RESTART_WAIT_MS for readers.
 WAL_RESTART_BYTES = 8 * 1024 * 1024
 WAL_RESTART_WAIT_MS = 20
@@ -156,22 +161,15 @@ class WriteQueue:
     writer that waits longer than `WRITE_QUEUE_TIMEOUT` goes on without its turn and meets
     SQLite's own wait (so a stuck writer delays the others, never hangs them)."""
 
-    def __init__(self, lock_path: str | None, wal_path: str | None = None) -> None:
+    def __init__(self, lock_path: str | None, database_path: str | None = None) -> None:
         self._threads = threading.Lock()
         self._fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600) if lock_path else None
-        self._commits = 0
-        self.wal_path = wal_path
+        self.checkpointer = WalCheckpointer(database_path, self) if database_path else None
 
-    def wal_bytes(self) -> int:
-        try:
-            return os.path.getsize(self.wal_path) if self.wal_path else 0
-        except OSError:
-            return 0
-
-    def checkpoint_due(self) -> bool:
-        """True on every `CHECKPOINT_EVERY`-th write committed by this process."""
-        self._commits += 1
-        return self._commits % CHECKPOINT_EVERY == 0
+    def wrote(self) -> None:
+        """A write was committed: its WAL frames are for the checkpointer to copy back."""
+        if self.checkpointer is not None:
+            self.checkpointer.wake()
 
     def enter(self) -> bool:
         deadline = time.monotonic() + WRITE_QUEUE_TIMEOUT
@@ -225,36 +223,13 @@ class QueuedWriters(sqlite3.Connection):
             self.write_queue.leave()
 
     def commit(self) -> None:
-        """Commit; every `CHECKPOINT_EVERY`-th write of the process also checkpoints the WAL.
-
-        Usually PASSIVE, after our turn: it waits for no one and takes no write lock. But under
-        steady load some reader always holds a snapshot in the WAL, which then never restarts
-        and grows without end; past `WAL_RESTART_BYTES` the checkpoint truncates it, in our
-        turn (it needs the write lock), waiting at most `WAL_RESTART_WAIT_MS` for readers."""
         queue = self.write_queue if self._queued else None
-        due = queue is not None and queue.checkpoint_due()
         try:
             super().commit()
-            if due and queue is not None and queue.wal_bytes() > WAL_RESTART_BYTES:
-                due = False
-                self._checkpoint("TRUNCATE", wait_ms=WAL_RESTART_WAIT_MS)
         finally:
             self.leave_queue()
-        if due:
-            self._checkpoint("PASSIVE")
-
-    def _checkpoint(self, mode: str, wait_ms: int | None = None) -> None:
-        try:
-            if wait_ms is None:
-                self.execute(f"PRAGMA wal_checkpoint({mode})").close()
-                return
-            self.execute(f"PRAGMA busy_timeout={wait_ms}").close()
-            try:
-                self.execute(f"PRAGMA wal_checkpoint({mode})").close()
-            finally:
-                self.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}").close()
-        except sqlite3.OperationalError:
-            pass  # busy: a later checkpoint catches up
+        if queue is not None:
+            queue.wrote()
 
     def rollback(self) -> None:
         try:
@@ -269,6 +244,94 @@ class QueuedWriters(sqlite3.Connection):
             self.leave_queue()
 
 
+class WalCheckpointer:
+    """Copies the WAL of one SQLite file back into it, in a thread of this process with a
+    connection of its own, so that no request waits on a checkpoint (SQLite's own, run by the
+    commit that passes 1,000 pages of WAL, cost that request ~10 ms, and was retried by every
+    later commit while a reader held an older snapshot).
+
+    Usually PASSIVE: it waits for no one and takes no write lock, and once it has copied
+    everything the next writer starts the WAL over. But under steady load some reader always
+    holds a snapshot in the WAL, which then never starts over and grows without end; past
+    `WAL_RESTART_BYTES` the checkpoint truncates it, in the writers' queue (it needs the write
+    lock), waiting at most `WAL_RESTART_WAIT_MS` for readers. The thread starts with the first
+    write and ends when the process has stopped writing."""
+
+    def __init__(self, database_path: str, queue: WriteQueue) -> None:
+        self._path = database_path
+        self._queue = queue
+        self._lock = threading.Lock()
+        self._pending = False
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def wake(self) -> None:
+        self._pending = True
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():  # none yet, or a forked copy
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="sqlite-wal-checkpoint", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        quiet = 0  # rounds since the last write
+        while True:
+            time.sleep(CHECKPOINT_INTERVAL)
+            with self._lock:
+                wrote, self._pending = self._pending, False
+                quiet = 0 if wrote else quiet + 1
+                if quiet * CHECKPOINT_INTERVAL >= CHECKPOINT_IDLE_EXIT:
+                    self._thread = None
+                    return
+            if quiet > 1:
+                continue
+            try:
+                # While the process writes: copy, and truncate when large. In its first quiet
+                # round: truncate, so that no WAL is left behind.
+                self.checkpoint(truncate=quiet == 1)
+            except Exception:  # never let the thread die of it: the next round tries again
+                log.exception("WAL checkpoint failed")
+
+    def wal_bytes(self) -> int:
+        try:
+            return os.path.getsize(self._path + "-wal")
+        except OSError:
+            return 0
+
+    def checkpoint(self, truncate: bool = False) -> None:
+        """Copy the WAL back (PASSIVE); then, if it is large or `truncate` is asked, truncate
+        it in the writers' turn, which leaves only what was written since to copy."""
+        try:
+            conn = sqlite3.connect(
+                f"file:{urllib.parse.quote(self._path)}?mode=rw",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error:
+            return  # the file is gone (a test's, say): nothing to copy
+        try:
+            conn.execute("PRAGMA busy_timeout=0").close()
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+            if not truncate and self.wal_bytes() <= WAL_RESTART_BYTES:
+                return
+            conn.execute(f"PRAGMA busy_timeout={WAL_RESTART_WAIT_MS}").close()
+            queued = self._queue.enter()
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+            finally:
+                if queued:
+                    self._queue.leave()
+        except sqlite3.OperationalError:
+            pass  # busy: a later checkpoint catches up
+        finally:
+            conn.close()
+
+
 def _write_queue(database_url: str) -> WriteQueue:
     path = make_url(database_url).database
     on_disk = bool(path) and path != ":memory:"
@@ -276,7 +339,7 @@ def _write_queue(database_url: str) -> WriteQueue:
         queue = _WRITE_QUEUES.get(database_url)
         if queue is None:
             queue = _WRITE_QUEUES[database_url] = WriteQueue(
-                f"{path}-writers.lock" if on_disk else None, f"{path}-wal" if on_disk else None
+                f"{path}-writers.lock" if on_disk else None, path if on_disk else None
             )
         return queue
 

@@ -195,8 +195,11 @@ def test_sqlite_wal_is_checkpointed_and_restarted_while_readers_come_and_go(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SQLite's own checkpoints are off (they were retried by every write while any reader
-    held a snapshot); ours run every CHECKPOINT_EVERY writes, so the WAL keeps being reused."""
-    monkeypatch.setattr(db_module, "CHECKPOINT_EVERY", 10)
+    held a snapshot); ours run in a thread of their own while the process writes, which keeps
+    the WAL near WAL_RESTART_BYTES and truncates it once writing stops."""
+    monkeypatch.setattr(db_module, "CHECKPOINT_INTERVAL", 0.002)
+    monkeypatch.setattr(db_module, "CHECKPOINT_IDLE_EXIT", 0.1)
+    monkeypatch.setattr(db_module, "WAL_RESTART_BYTES", 100_000)
     path = tmp_path / "wal.db"
     database = Database(f"sqlite:///{path}")
     try:
@@ -212,6 +215,15 @@ def test_sqlite_wal_is_checkpointed_and_restarted_while_readers_come_and_go(
                 )
         # 300 writes of ~1 page each would leave a WAL of over 1 MB if it were never restarted.
         assert (tmp_path / "wal.db-wal").stat().st_size < 300_000
+
+        def checkpointers() -> int:
+            return sum(t.name == "sqlite-wal-checkpoint" for t in threading.enumerate())
+
+        deadline = time.monotonic() + 5
+        while checkpointers() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # Writing stopped: the WAL was truncated, and then the thread ended.
+        assert (tmp_path / "wal.db-wal").stat().st_size == 0 and checkpointers() == 0
         with database.read_scope() as session:
             assert session.execute(text("SELECT count(*) FROM page")).scalar_one() == 300
     finally:
@@ -223,7 +235,7 @@ def test_sqlite_wal_is_truncated_when_some_reader_always_holds_a_snapshot(
 ) -> None:
     """Under steady load a reader is always in the WAL, so it never restarts by itself; past
     WAL_RESTART_BYTES a checkpoint waits for the readers of the moment and truncates it."""
-    monkeypatch.setattr(db_module, "CHECKPOINT_EVERY", 10)
+    monkeypatch.setattr(db_module, "CHECKPOINT_INTERVAL", 0.002)
     monkeypatch.setattr(db_module, "WAL_RESTART_BYTES", 200_000)
     path = tmp_path / "busy.db"
     database = Database(f"sqlite:///{path}")
