@@ -208,28 +208,38 @@ def _known(reader: Direct, launch: Launch, context_key: str) -> tuple[Any, _Chan
     return row, _Changes(course_values, _changed(row, "p_", _names(launch)), link_values)
 
 
-def _launched(writer: Direct, row: Any, launch: Launch) -> LaunchRecord:
-    """Record the launch on a returning member's row: their roles now, and when."""
-    roles = encode_roles(launch.roles)
-    writer.rows(_MEMBER_LAUNCHED, {"member_id": row.member_id, "roles": roles, "now": utcnow()})
+def _record_of(row: Any, launch: Launch) -> LaunchRecord:
     return LaunchRecord(
         member_id=row.member_id,
         course_id=row.course_id,
         person_id=row.person_id,
         person_locale=row.p_locale,
         resource_link_pk=row.link_pk if launch.resource_link_id is not None else None,
-        roles=decode_roles(roles),
+        roles=decode_roles(encode_roles(launch.roles)),
     )
 
 
-def record_known_launch(conn: Direct, launch: Launch) -> LaunchRecord | None:
+def _mark_launched(writer: Direct, member_id: int, launch: Launch) -> int:
+    """Record the launch on a returning member's row: their roles now, and when."""
+    return writer.count(
+        _MEMBER_LAUNCHED,
+        {"member_id": member_id, "roles": encode_roles(launch.roles), "now": utcnow()},
+    )
+
+
+def known_launch(conn: Direct, launch: Launch) -> LaunchRecord | None:
     """A returning member's launch that tells nothing new of their course, name or activity
-    (the common case), recorded in one read and one UPDATE; None for any other launch, which
-    `record_launch` records."""
+    (the common case), read in one query and recorded by `record_known_launch`; None for any
+    other launch, which `record_launch` records."""
     known = _known(conn, launch, _context_key(launch))
     if known is None or known[1]:
         return None
-    return _launched(conn, known[0], launch)
+    return _record_of(known[0], launch)
+
+
+def record_known_launch(conn: Direct, record: LaunchRecord, launch: Launch) -> bool:
+    """Record a launch found by `known_launch`, in one UPDATE; False if the member is gone."""
+    return _mark_launched(conn, record.member_id, launch) == 1
 
 
 def _refresh_known(session: Session, launch: Launch, context_key: str) -> LaunchRecord | None:
@@ -248,7 +258,8 @@ def _refresh_known(session: Session, launch: Launch, context_key: str) -> Launch
         session.execute(
             update(ResourceLink).where(ResourceLink.id == row.link_pk).values(**changes.link)
         )
-    return _launched(reader, row, launch)
+    _mark_launched(reader, row.member_id, launch)
+    return _record_of(row, launch)
 
 
 def record_launch(session: Session, launch: Launch) -> LaunchRecord:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
@@ -42,14 +43,21 @@ def handle_launch(session: Session, launch: Launch) -> Response:
     return _land(launch, record, placed, deep_link_id)
 
 
-def handle_known_launch(conn: Direct, launch: Launch) -> Response | None:
-    """The common launch, recorded in three prepared statements on `conn` (in the transaction
-    that spends its login state): a returning member opening an activity that is set up, or
-    one that names no placement, with nothing new about their course or name. None leaves
-    the launch to `handle_launch`."""
+class _Gone(Exception):
+    """The member read a moment ago is gone: the general path records the launch anew."""
+
+
+def handle_known_launch(
+    conn: Direct, launch: Launch, spend_state: Callable[[Direct], None]
+) -> Response | None:
+    """The common launch: a returning member opening an activity that is set up, or one that
+    names no placement, with nothing new about their course or name. Read in two prepared
+    statements, then recorded in one short transaction with the spending of its login state
+    (`spend_state`), so that the write lock is held for two statements. None, with nothing
+    written, leaves the launch to `handle_launch`."""
     if launch.is_deep_linking:
         return None
-    record = identity.record_known_launch(conn, launch)
+    record = identity.known_launch(conn, launch)
     if record is None:
         return None
     placed = False
@@ -57,6 +65,13 @@ def handle_known_launch(conn: Direct, launch: Launch) -> Response | None:
         placed = linking.bound_placement(conn, record.resource_link_pk) is not None
         if not placed and linking.names_placement(launch):
             return None  # binding it may copy a placement: `resolve_placement`
+    try:
+        with conn.atomic():
+            spend_state(conn)
+            if not identity.record_known_launch(conn, record, launch):
+                raise _Gone
+    except _Gone:
+        return None
     return _land(launch, record, placed, None)
 
 

@@ -35,25 +35,10 @@ bp = Blueprint("lti", __name__, url_prefix="/lti", template_folder="templates")
 
 # Registered by the app factory: turns a validated launch into the response (domain code).
 LaunchHandler = Callable[[Session, Launch], BaseResponse]
-# Registered with it: the common launch (a returning member) on a connection of its own, in the
-# transaction that spends the login state, without the ORM; None leaves it to the other.
-KnownLaunchHandler = Callable[[Direct, Launch], BaseResponse | None]
-
-
-class _NotKnown(Exception):
-    """Rolls back the common path's transaction (its spent state with it) for the general."""
-
-
-def _known_launch(handler: KnownLaunchHandler, launch: Launch) -> BaseResponse | None:
-    try:
-        with get_db().direct() as conn, conn.atomic():
-            consume_login_state(conn, launch)
-            response = handler(conn, launch)
-            if response is None:
-                raise _NotKnown
-            return response
-    except _NotKnown:
-        return None
+# Registered with it: the common launch (a returning member), on a connection of its own
+# without the ORM. It spends the login state (the function it is given) in the transaction
+# that records the launch; None, with nothing written, leaves the launch to the other.
+KnownLaunchHandler = Callable[[Direct, Launch, Callable[[Direct], None]], BaseResponse | None]
 
 
 def tool_urls() -> ToolUrls:
@@ -102,7 +87,10 @@ def launch() -> ResponseReturnValue:
     )
     # What the launch opens (a picker, an item, a setup page) is the domain's business.
     known: KnownLaunchHandler | None = current_app.extensions.get("tsunagu.known_launch_handler")
-    response = _known_launch(known, validated) if known is not None else None
+    response = None
+    if known is not None:
+        with get_db().direct() as conn:
+            response = known(conn, validated, lambda writer: consume_login_state(writer, validated))
     if response is None:
         session = get_session()
         consume_login_state(Direct.within(session), validated)

@@ -139,30 +139,32 @@ def test_a_returning_members_common_launch_needs_no_general_path(app, browser, r
 
 
 def test_a_common_launch_that_fails_after_spending_its_state_leaves_it_unspent(
-    app, browser, reg, db
+    browser, reg, db, monkeypatch
 ):
-    """The common path's transaction holds the spent state: an error after it (here, in the
-    landing) rolls both back, and the general path then runs with the state unspent."""
+    """The common path spends the state and records the launch in one transaction: a failure
+    after both rolls both back (the state can be used again, the member is as before)."""
     from sqlalchemy import select
 
+    from lti_tool.identity import services as identity
+    from lti_tool.identity.models import Member
     from lti_tool.lti.models import UsedLoginState
     from tests.conftest import make_user
 
     user = make_user("Learner", name="Nguyen Thi Lan")
     browser.launch(reg, user)
-    known = app.extensions["tsunagu.known_launch_handler"]
-    calls = []
-
-    def known_then_declines(conn, launch):  # type: ignore[no-untyped-def]
-        calls.append(known(conn, launch))  # records the launch, then leaves it to the other
-        return None
-
-    app.extensions["tsunagu.known_launch_handler"] = known_then_declines
-    try:
-        page = browser.launch(reg, user)
-    finally:
-        app.extensions["tsunagu.known_launch_handler"] = known
-    assert calls and calls[0] is not None  # the common path did take it, then declined
-    assert page.status_code == 200
     with db.read_scope() as session:
-        assert len(session.scalars(select(UsedLoginState.key)).all()) == 2
+        before = session.scalars(select(Member.last_launch_at)).one()
+    recorded = identity.record_known_launch
+
+    def record_then_fail(*args):  # type: ignore[no-untyped-def]
+        assert recorded(*args)
+        raise RuntimeError("the database went away after the UPDATE")
+
+    monkeypatch.setattr(identity, "record_known_launch", record_then_fail)
+    action, fields = browser.authorize(browser.login(reg, user))
+    assert browser.post_launch(fields, action).status_code == 500
+    with db.read_scope() as session:
+        assert len(session.scalars(select(UsedLoginState.key)).all()) == 1
+        assert session.scalars(select(Member.last_launch_at)).one() == before
+    monkeypatch.setattr(identity, "record_known_launch", recorded)
+    assert browser.launch(reg, user).status_code == 200
