@@ -534,6 +534,36 @@ class Direct:
         plan, fetched, _ = self._run(prepared, values)
         return [plan.convert(row) for row in fetched]
 
+    def batch(self, *calls: tuple[Prepared, Mapping[str, Any]]) -> list[list[tuple[Any, ...]]]:
+        """The rows of several statements none of which needs another's result: on PostgreSQL
+        sent together and answered in one round trip (pipeline mode), on SQLite run in turn."""
+        if isinstance(self._dbapi, sqlite3.Connection) or len(calls) < 2:
+            return [self.rows(prepared, values) for prepared, values in calls]
+        plans = [prepared.plan(self.dialect) for prepared, _ in calls]
+        for plan in plans:
+            if self._read_only and not plan.reads:
+                raise ReadOnlyViolation(plan.sql.split(None, 1)[0])
+        parameters = [
+            plan.parameters(values) for plan, (_, values) in zip(plans, calls, strict=True)
+        ]
+        cursors: list[Any] = []
+        try:
+            with self._dbapi.pipeline():
+                for plan, bound in zip(plans, parameters, strict=True):
+                    cursors.append(self._dbapi.cursor())
+                    cursors[-1].execute(plan.sql, bound)
+            return [
+                [plan.convert(row) for row in cursor.fetchall()]
+                if cursor.description is not None
+                else []
+                for plan, cursor in zip(plans, cursors, strict=True)
+            ]
+        except self.dialect.loaded_dbapi.Error as exc:
+            raise self._failed(exc, plans[0].sql, parameters[0], None) from exc
+        finally:
+            for cursor in cursors:
+                cursor.close()
+
     def count(self, prepared: Prepared, values: Mapping[str, Any]) -> int:
         """Run a write; the number of rows it changed."""
         return self._run(prepared, values)[2]

@@ -409,3 +409,64 @@ def test_a_read_only_sessions_connection_refuses_direct_writes(rows_table: Datab
         session.commit()
     with rows_table.direct() as conn:
         assert conn.rows(Prepared(select(_ROWS.c.id)), {}) == [(2,)]
+
+
+def test_a_batch_reads_what_its_statements_read_one_by_one(
+    rows_table: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the statements of a batch go out together (pipeline mode): one round
+    trip, the same rows and conversions as each on its own; a failing one raises as any."""
+    at = dt.datetime(2026, 11, 27, 3, 4, 5, tzinfo=dt.UTC)
+    insert_row = Prepared(
+        insert(_ROWS).values(id=bindparam("id"), at=bindparam("at"), answers=bindparam("answers"))
+    )
+    with rows_table.direct() as conn, conn.writing():
+        for n in (1, 2, 3):
+            conn.rows(insert_row, {"id": n, "at": at, "answers": {"n": n}})
+    row_of = Prepared(select(_ROWS).where(_ROWS.c.id == bindparam("id")))
+    ids_above = Prepared(select(_ROWS.c.id).where(_ROWS.c.id > bindparam("id")))
+    calls = [(row_of, {"id": 2}), (ids_above, {"id": 1}), (row_of, {"id": 9})]
+    with rows_table.direct() as conn:
+        pipelines: list[object] = []
+        if not rows_table.is_sqlite:
+            connection_class = type(conn._dbapi)
+            pipeline = connection_class.pipeline
+
+            def counted(self: Any) -> Any:
+                pipelines.append(self)
+                return pipeline(self)
+
+            monkeypatch.setattr(connection_class, "pipeline", counted)
+        batched = conn.batch(*calls)
+        assert len(pipelines) == (0 if rows_table.is_sqlite else 1)
+        one_by_one = [conn.rows(prepared, values) for prepared, values in calls]
+        assert batched == one_by_one == [[(2, at, {"n": 2}, None)], [(2,), (3,)], []]
+        with pytest.raises(IntegrityError):
+            conn.batch((row_of, {"id": 1}), (insert_row, {"id": 1, "at": at, "answers": None}))
+        # The connection is usable after the failure.
+        assert conn.batch((ids_above, {"id": 2}), (row_of, {"id": 9})) == [[(3,)], []]
+
+
+def test_an_atomic_block_commits_together_or_not_at_all(rows_table: Database) -> None:
+    insert_row = Prepared(insert(_ROWS).values(id=bindparam("id")))
+    ids = Prepared(select(_ROWS.c.id).order_by(_ROWS.c.id))
+    with rows_table.direct() as conn:
+        with conn.atomic():
+            conn.rows(insert_row, {"id": 1})
+            conn.rows(insert_row, {"id": 2})
+        with pytest.raises(IntegrityError), conn.atomic():
+            conn.rows(insert_row, {"id": 3})
+            conn.rows(insert_row, {"id": 1})  # a unique violation: 3 goes with it
+        with pytest.raises(RuntimeError), conn.atomic():
+            conn.rows(insert_row, {"id": 4})
+            raise RuntimeError("after the statement")
+        assert conn.rows(ids, {}) == [(1,), (2,)]
+        # The connection (autocommit on PostgreSQL) is as before: a write stands on its own.
+        with conn.writing():
+            conn.rows(insert_row, {"id": 5})
+    with rows_table.read_scope() as session:
+        assert session.execute(select(_ROWS.c.id).order_by(_ROWS.c.id)).scalars().all() == [
+            1,
+            2,
+            5,
+        ]

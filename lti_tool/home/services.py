@@ -14,7 +14,7 @@ from lti_tool.db import Direct, Prepared
 from lti_tool.errors import NotFound
 from lti_tool.identity import services as identity
 from lti_tool.identity.models import Course, Member, Person, ResourceLink, display_name_of
-from lti_tool.modules.services import ModulePage, course_modules
+from lti_tool.modules.services import ModulePage, course_modules_of, course_modules_reads
 from lti_tool.web.context import own_page_url
 from lti_tool.web.session import ToolSession
 
@@ -69,22 +69,26 @@ _COURSE_HOME = Prepared(
 
 
 def course_home(reader: Direct, catalog: Catalog, tool_session: ToolSession) -> CourseHome:
-    row = reader.first(
-        _COURSE_HOME,
-        {
-            "member_id": tool_session.member_id,
-            "course_id": tool_session.course_id,
-            "link_pk": tool_session.resource_link_pk,
-        },
+    """The course home's reads, sent together (one round trip on PostgreSQL)."""
+    home, *modules = reader.batch(
+        (
+            _COURSE_HOME,
+            {
+                "member_id": tool_session.member_id,
+                "course_id": tool_session.course_id,
+                "link_pk": tool_session.resource_link_pk,
+            },
+        ),
+        *course_modules_reads(tool_session),
     )
-    if row is None:
+    if not home:
         raise NotFound("member not found")
-    title, label, name, given_name, family_name, link_pk, link_title = row
+    title, label, name, given_name, family_name, link_pk, link_title = home[0]
     return CourseHome(
         course_title=title or label,
         reader_name=display_name_of(name, given_name, family_name),
         activity_title=(link_title or "") if link_pk is not None else None,
-        modules=course_modules(reader, catalog, tool_session),
+        modules=course_modules_of(catalog, tool_session, modules),
     )
 
 

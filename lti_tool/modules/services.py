@@ -6,7 +6,7 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property
 from typing import Any, cast
@@ -232,6 +232,10 @@ def _progress_rows(
         rows = reader.rows(
             _PROGRESS_IN_MODULE_READ, {"member_id": member_id, "module_id": module_id}
         )
+    return _progress_by_unit(rows)
+
+
+def _progress_by_unit(rows: Iterable[Sequence[Any]]) -> dict[str, Progress]:
     return {row[_UNIT_ID_AT]: Progress(*row) for row in rows}
 
 
@@ -260,13 +264,33 @@ def _module_page(
 
 def _course_settings(reader: Direct, course_id: int) -> dict[str, Settings]:
     """The course's settings of each module that has any, by module id."""
-    rows = reader.rows(_SETTINGS_OF_COURSE_READ, {"course_id": course_id})
+    return _settings_by_module(reader.rows(_SETTINGS_OF_COURSE_READ, {"course_id": course_id}))
+
+
+def _settings_by_module(rows: Iterable[Sequence[Any]]) -> dict[str, Settings]:
     return {found.module_id: found for found in map(Settings.of, rows)}
 
 
 def course_modules(reader: Direct, catalog: Catalog, ts: ToolSession) -> list[ModulePage]:
-    settings = _course_settings(reader, ts.course_id)
-    progress = _progress_rows(reader, ts.member_id)
+    return course_modules_of(catalog, ts, reader.batch(*course_modules_reads(ts)))
+
+
+def course_modules_reads(ts: ToolSession) -> list[tuple[Prepared, dict[str, Any]]]:
+    """What `course_modules_of` reads, for a caller that sends it with reads of its own
+    (`Direct.batch`): the course's module settings and the reader's progress."""
+    return [
+        (_SETTINGS_OF_COURSE_READ, {"course_id": ts.course_id}),
+        (_PROGRESS_OF_MEMBER_READ, {"member_id": ts.member_id}),
+    ]
+
+
+def course_modules_of(
+    catalog: Catalog, ts: ToolSession, rows: Sequence[Sequence[Sequence[Any]]]
+) -> list[ModulePage]:
+    """Every module's page, from the rows of `course_modules_reads`."""
+    settings_rows, progress_rows = rows
+    settings = _settings_by_module(settings_rows)
+    progress = _progress_by_unit(progress_rows)
     return [
         _module_page(module, settings.get(module.id), progress, ts) for module in catalog.modules
     ]
