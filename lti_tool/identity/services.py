@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, TypeVar
@@ -61,7 +62,8 @@ def _update(row: object, **values: object) -> None:
             setattr(row, name, value)
 
 
-def _context_key(launch: Launch) -> str:
+def context_key(launch: Launch) -> str:
+    """The key of the launch's course: its context, or what stands for one without it."""
     if launch.context is not None:
         return launch.context.id
     # No context claim: scope everything to the resource link (or, failing that, the user).
@@ -183,23 +185,27 @@ class _Changes:
         return bool(self.course or self.person or self.link)
 
 
+def _known_read(launch: Launch, context_key: str) -> tuple[Prepared, dict[str, Any]]:
+    return _KNOWN_MEMBER[launch.resource_link_id is not None], {
+        "deployment_pk": launch.deployment_pk,
+        "context_key": context_key,
+        "platform_id": launch.platform_id,
+        "sub": launch.sub,
+        "resource_link_id": launch.resource_link_id,
+    }
+
+
 def _known(reader: Direct, launch: Launch, context_key: str) -> tuple[Any, _Changes] | None:
+    return _known_of(reader.rows(*_known_read(launch, context_key)), launch)
+
+
+def _known_of(rows: Sequence[Sequence[Any]], launch: Launch) -> tuple[Any, _Changes] | None:
     """A returning member's row (course, person and resource link with it), and what the
     launch changes of them; None for a member not seen in this course before."""
-    with_link = launch.resource_link_id is not None
-    found = reader.first(
-        _KNOWN_MEMBER[with_link],
-        {
-            "deployment_pk": launch.deployment_pk,
-            "context_key": context_key,
-            "platform_id": launch.platform_id,
-            "sub": launch.sub,
-            "resource_link_id": launch.resource_link_id,
-        },
-    )
-    if found is None:
+    if not rows:
         return None
-    row = SimpleNamespace(**dict(zip(_KNOWN_MEMBER_FIELDS[with_link], found, strict=True)))
+    with_link = launch.resource_link_id is not None
+    row = SimpleNamespace(**dict(zip(_KNOWN_MEMBER_FIELDS[with_link], rows[0], strict=True)))
     if launch.context is None and not row.c_title:
         course_values: dict[str, Any] = {"title": launch.resource_link_title[:500]}
     else:
@@ -227,18 +233,24 @@ def _mark_launched(writer: Direct, member_id: int, launch: Launch) -> int:
     )
 
 
-def known_launch(conn: Direct, launch: Launch) -> LaunchRecord | None:
+def known_launch_read(launch: Launch) -> tuple[Prepared, dict[str, Any]]:
+    """The read behind `known_launch_of`, for a caller that sends it with reads of its own
+    (`Direct.batch`)."""
+    return _known_read(launch, context_key(launch))
+
+
+def known_launch_of(rows: Sequence[Sequence[Any]], launch: Launch) -> LaunchRecord | None:
     """A returning member's launch that tells nothing new of their course, name or activity
-    (the common case), read in one query and recorded by `record_known_launch`; None for any
-    other launch, which `record_launch` records."""
-    known = _known(conn, launch, _context_key(launch))
+    (the common case), from the rows of `known_launch_read`, to be recorded by
+    `record_known_launch`; None for any other launch, which `record_launch` records."""
+    known = _known_of(rows, launch)
     if known is None or known[1]:
         return None
     return _record_of(known[0], launch)
 
 
 def record_known_launch(conn: Direct, record: LaunchRecord, launch: Launch) -> bool:
-    """Record a launch found by `known_launch`, in one UPDATE; False if the member is gone."""
+    """Record a launch found by `known_launch_of`, in one UPDATE; False if the member is gone."""
     return _mark_launched(conn, record.member_id, launch) == 1
 
 
@@ -264,12 +276,12 @@ def _refresh_known(session: Session, launch: Launch, context_key: str) -> Launch
 
 def record_launch(session: Session, launch: Launch) -> LaunchRecord:
     """Create or refresh the course, person, member and resource link of a launch."""
-    context_key = _context_key(launch)
-    known = _refresh_known(session, launch, context_key)
+    key = context_key(launch)
+    known = _refresh_known(session, launch, key)
     if known is not None:
         return known
     course, _ = _get_or_create(
-        session, Course, {"deployment_id": launch.deployment_pk, "context_key": context_key}
+        session, Course, {"deployment_id": launch.deployment_pk, "context_key": key}
     )
     _update(course, **_course_values(launch))
     if launch.context is None and not course.title:

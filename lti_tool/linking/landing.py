@@ -52,19 +52,21 @@ def handle_known_launch(
 ) -> Response | None:
     """The common launch: a returning member opening an activity that is set up, or one that
     names no placement, with nothing new about their course or name. Read in two prepared
-    statements, then recorded in one short transaction with the spending of its login state
-    (`spend_state`), so that the write lock is held for two statements. None, with nothing
-    written, leaves the launch to `handle_launch`."""
+    statements sent together, then recorded in one short transaction with the spending of its
+    login state (`spend_state`), so that the write lock is held for two statements. None,
+    with nothing written, leaves the launch to `handle_launch`."""
     if launch.is_deep_linking:
         return None
-    record = identity.known_launch(conn, launch)
+    reads = [identity.known_launch_read(launch)]
+    if launch.resource_link_id is not None:
+        reads.append(linking.bound_placement_read(launch, identity.context_key(launch)))
+    member, *binding = conn.batch(*reads)
+    record = identity.known_launch_of(member, launch)
     if record is None:
         return None
-    placed = False
-    if record.resource_link_pk is not None:
-        placed = linking.bound_placement(conn, record.resource_link_pk) is not None
-        if not placed and linking.names_placement(launch):
-            return None  # binding it may copy a placement: `resolve_placement`
+    placed = bool(binding and binding[0])
+    if launch.resource_link_id is not None and not placed and linking.names_placement(launch):
+        return None  # binding it may copy a placement: `resolve_placement`
     try:
         with conn.atomic():
             spend_state(conn)

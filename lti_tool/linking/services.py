@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from lti_tool.db import Direct, Prepared, utcnow
 from lti_tool.errors import BadRequest, Conflict, NotFound
-from lti_tool.identity.models import Course
+from lti_tool.identity.models import Course, ResourceLink
 from lti_tool.linking.models import DeepLinkRequest, Placement, ResourceLinkPlacement
 from lti_tool.linking.registry import ItemOption, LinkableItem, LinkRegistry
 from lti_tool.lti.deep_linking import LinkItem, response_jwt
@@ -235,6 +235,29 @@ def bound_placement(conn: Direct, resource_link_pk: int) -> int | None:
     """The id of the placement an activity is bound to, if it is."""
     found = conn.first(_BOUND_PLACEMENT, {"resource_link_pk": resource_link_pk})
     return int(found[0]) if found is not None else None
+
+
+# The same, found by the LMS's ids of the activity (its course's key from `identity`).
+_BOUND_PLACEMENT_OF_ACTIVITY = Prepared(
+    select(ResourceLinkPlacement.placement_id)
+    .join(ResourceLink, ResourceLink.id == ResourceLinkPlacement.resource_link_pk)
+    .join(Course, Course.id == ResourceLink.course_id)
+    .where(
+        Course.deployment_id == bindparam("deployment_pk"),
+        Course.context_key == bindparam("context_key"),
+        ResourceLink.resource_link_id == bindparam("resource_link_id"),
+    )
+)
+
+
+def bound_placement_read(launch: Launch, context_key: str) -> tuple[Prepared, dict[str, Any]]:
+    """The read of the placement the launch's activity is bound to (a row of its id, or
+    none), for a caller that sends it with reads of its own (`Direct.batch`)."""
+    return _BOUND_PLACEMENT_OF_ACTIVITY, {
+        "deployment_pk": launch.deployment_pk,
+        "context_key": context_key,
+        "resource_link_id": launch.resource_link_id,
+    }
 
 
 def names_placement(launch: Launch) -> bool:
