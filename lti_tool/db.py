@@ -473,6 +473,9 @@ class _Plan:
             returned = statement._returning
         self.results = [column.type._cached_result_processor(dialect, None) for column in returned]
         self.converts = any(self.results)
+        # Known from the statement: asking the cursor (its `description`) costs psycopg the
+        # building of a Column object per column, on every execution.
+        self.returns_rows = bool(returned)
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
         merged = {**self.fixed, **values} if self.fixed else values
@@ -553,9 +556,7 @@ class Direct:
                     cursors.append(self._dbapi.cursor())
                     cursors[-1].execute(plan.sql, bound)
             return [
-                [plan.convert(row) for row in cursor.fetchall()]
-                if cursor.description is not None
-                else []
+                [plan.convert(row) for row in cursor.fetchall()] if plan.returns_rows else []
                 for plan, cursor in zip(plans, cursors, strict=True)
             ]
         except self.dialect.loaded_dbapi.Error as exc:
@@ -576,7 +577,7 @@ class Direct:
         cursor = self._dbapi.cursor()
         try:
             cursor.execute(plan.sql, parameters)
-            fetched = cursor.fetchall() if cursor.description is not None else []
+            fetched = cursor.fetchall() if plan.returns_rows else []
             changed = int(cursor.rowcount)
         except self.dialect.loaded_dbapi.Error as exc:
             raise self._failed(exc, plan.sql, parameters, cursor) from exc
