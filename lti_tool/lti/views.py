@@ -88,7 +88,9 @@ def launch() -> ResponseReturnValue:
     # What the launch opens (a picker, an item, a setup page) is the domain's business.
     known: KnownLaunchHandler | None = current_app.extensions.get("tsunagu.known_launch_handler")
     response = None
-    if known is not None:
+    # Not beside a session that validation had to open (a registration missing from the
+    # worker's snapshot): on SQLite its transaction holds this thread's turn to write.
+    if known is not None and g.get("_db_session") is None:
         with get_db().direct() as conn:
             response = known(conn, validated, lambda writer: consume_login_state(writer, validated))
     if response is None:

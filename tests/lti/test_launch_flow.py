@@ -168,3 +168,23 @@ def test_a_common_launch_that_fails_after_spending_its_state_leaves_it_unspent(
         assert session.scalars(select(Member.last_launch_at)).one() == before
     monkeypatch.setattr(identity, "record_known_launch", recorded)
     assert browser.launch(reg, user).status_code == 200
+
+
+def test_a_launch_whose_validation_opened_a_session_takes_the_general_path(
+    browser, reg, db, monkeypatch
+):
+    """Validation that had to read a registration through the request's session (it is not
+    in the worker's snapshot) leaves that session's transaction open: on SQLite it holds the
+    thread's turn to write, so the common path's own transaction must not be tried beside it."""
+    import time
+
+    from lti_tool.lti.toolconf import DbToolConf
+    from tests.conftest import make_user
+
+    user = make_user("Learner", name="Nguyen Thi Lan")
+    browser.launch(reg, user)
+    monkeypatch.setattr(DbToolConf, "remember", lambda self, platform: None)
+    started = time.monotonic()
+    page = browser.launch(reg, user)
+    assert page.status_code == 200 and "Nguyen Thi Lan" in page.text
+    assert time.monotonic() - started < 5
