@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -28,6 +29,9 @@ class LaunchRecord:
     person_locale: str | None
     resource_link_pk: int | None
     roles: frozenset[Role]
+    # For a returning member (`known_launch_of`): whether their row must be written, or already
+    # says all this launch would (same roles, active, launched within LAUNCH_MARK_RESOLUTION).
+    mark_due: bool = True
 
     @property
     def is_staff(self) -> bool:
@@ -35,6 +39,11 @@ class LaunchRecord:
 
 
 T = TypeVar("T")
+
+# How fresh a member's "last launch" must be for a launch that changes nothing else to leave
+# their row alone: the course overview shows it to the minute, and a trainee who opens one
+# activity after another would otherwise rewrite the same row at every click.
+LAUNCH_MARK_RESOLUTION = dt.timedelta(seconds=60)
 
 
 def _get_or_create(session: Session, model: type[T], lookup: dict[str, Any]) -> tuple[T, bool]:
@@ -114,6 +123,10 @@ def _known_member_query(with_link: bool) -> Select[Any]:
     once with bind parameters: a launch only binds values."""
     columns: list[Any] = [
         Member.id.label("member_id"),
+        Member.roles.label("m_roles"),
+        Member.active.label("m_active"),
+        Member.source.label("m_source"),
+        Member.last_launch_at.label("m_last_launch_at"),
         Course.id.label("course_id"),
         Course.context_id.label("c_context_id"),
         Course.title.label("c_title"),
@@ -215,13 +228,21 @@ def _known_of(rows: Sequence[Sequence[Any]], launch: Launch) -> tuple[Any, _Chan
 
 
 def _record_of(row: Any, launch: Launch) -> LaunchRecord:
+    roles = encode_roles(launch.roles)
     return LaunchRecord(
         member_id=row.member_id,
         course_id=row.course_id,
         person_id=row.person_id,
         person_locale=row.p_locale,
         resource_link_pk=row.link_pk if launch.resource_link_id is not None else None,
-        roles=decode_roles(encode_roles(launch.roles)),
+        roles=decode_roles(roles),
+        mark_due=not (
+            row.m_roles == roles
+            and row.m_active
+            and row.m_source == MemberSource.LAUNCH
+            and row.m_last_launch_at is not None
+            and utcnow() - row.m_last_launch_at < LAUNCH_MARK_RESOLUTION
+        ),
     )
 
 
@@ -250,7 +271,10 @@ def known_launch_of(rows: Sequence[Sequence[Any]], launch: Launch) -> LaunchReco
 
 
 def record_known_launch(conn: Direct, record: LaunchRecord, launch: Launch) -> bool:
-    """Record a launch found by `known_launch_of`, in one UPDATE; False if the member is gone."""
+    """Record a launch found by `known_launch_of`, in one UPDATE, or in none when its row
+    says it all already (`mark_due`); False if the member is gone."""
+    if not record.mark_due:
+        return True
     return _mark_launched(conn, record.member_id, launch) == 1
 
 

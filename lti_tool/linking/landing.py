@@ -53,8 +53,10 @@ def handle_known_launch(
     """The common launch: a returning member opening an activity that is set up, or one that
     names no placement, with nothing new about their course or name. Read in two prepared
     statements sent together, then recorded in one short transaction with the spending of its
-    login state (`spend_state`), so that the write lock is held for two statements. None,
-    with nothing written, leaves the launch to `handle_launch`."""
+    login state (`spend_state`), so that the write lock is held for two statements; where the
+    member's row already says all the launch would (`mark_due`), the spending alone is written,
+    on PostgreSQL as one statement in autocommit. None, with nothing written, leaves the launch
+    to `handle_launch`."""
     if launch.is_deep_linking:
         return None
     reads = [identity.known_launch_read(launch)]
@@ -68,7 +70,7 @@ def handle_known_launch(
     if launch.resource_link_id is not None and not placed and linking.names_placement(launch):
         return None  # binding it may copy a placement: `resolve_placement`
     try:
-        with conn.atomic():
+        with conn.atomic() if record.mark_due else conn.writing():
             spend_state(conn)
             if not identity.record_known_launch(conn, record, launch):
                 raise _Gone

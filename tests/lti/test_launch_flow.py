@@ -143,15 +143,20 @@ def test_a_common_launch_that_fails_after_spending_its_state_leaves_it_unspent(
 ):
     """The common path spends the state and records the launch in one transaction: a failure
     after both rolls both back (the state can be used again, the member is as before)."""
-    from sqlalchemy import select
+    from sqlalchemy import select, update
 
+    from lti_tool.db import utcnow
     from lti_tool.identity import services as identity
     from lti_tool.identity.models import Member
+    from lti_tool.identity.services import LAUNCH_MARK_RESOLUTION
     from lti_tool.lti.models import UsedLoginState
     from tests.conftest import make_user
 
     user = make_user("Learner", name="Nguyen Thi Lan")
     browser.launch(reg, user)
+    # Launched long enough ago that this launch writes the member's row too.
+    with db.session_scope() as session:
+        session.execute(update(Member).values(last_launch_at=utcnow() - 2 * LAUNCH_MARK_RESOLUTION))
     with db.read_scope() as session:
         before = session.scalars(select(Member.last_launch_at)).one()
     recorded = identity.record_known_launch
@@ -168,6 +173,50 @@ def test_a_common_launch_that_fails_after_spending_its_state_leaves_it_unspent(
         assert session.scalars(select(Member.last_launch_at)).one() == before
     monkeypatch.setattr(identity, "record_known_launch", recorded)
     assert browser.launch(reg, user).status_code == 200
+
+
+def test_a_relaunch_within_the_minute_that_changes_nothing_leaves_the_member_row_alone(
+    browser, reg, db
+):
+    """The member's row already says all such a launch would (roles, active, launched less
+    than LAUNCH_MARK_RESOLUTION ago): only the login state is written. A change of roles, or
+    a launch after that, is written as before."""
+    import datetime as dt
+    from dataclasses import replace
+
+    from sqlalchemy import select, update
+
+    from lti_tool.identity.models import Member
+    from lti_tool.identity.services import LAUNCH_MARK_RESOLUTION
+    from lti_tool.lti.models import UsedLoginState
+    from tests.conftest import make_user
+
+    user = make_user("Learner", name="Nguyen Thi Lan")
+    browser.launch(reg, user)
+    marked = dt.datetime.now(dt.UTC) - LAUNCH_MARK_RESOLUTION / 2
+    with db.session_scope() as session:
+        session.execute(update(Member).values(last_launch_at=marked))
+
+    def state_of_the_member() -> tuple[object, ...]:
+        with db.read_scope() as session:
+            member = session.scalars(select(Member)).one()
+            spent = len(session.scalars(select(UsedLoginState.key)).all())
+            return member.roles, member.last_launch_at, spent
+
+    assert browser.launch(reg, user).status_code == 200
+    assert state_of_the_member() == ("learner", marked, 2)
+
+    teaching = replace(user, roles=[user.roles[0].replace("Learner", "Instructor")])
+    assert browser.launch(reg, teaching).status_code == 200
+    roles, last, spent = state_of_the_member()
+    assert (roles, spent) == ("instructor", 3) and last > marked
+
+    stale = dt.datetime.now(dt.UTC) - 2 * LAUNCH_MARK_RESOLUTION
+    with db.session_scope() as session:
+        session.execute(update(Member).values(last_launch_at=stale))
+    assert browser.launch(reg, teaching).status_code == 200
+    roles, last, spent = state_of_the_member()
+    assert (roles, spent) == ("instructor", 4) and last > stale + LAUNCH_MARK_RESOLUTION
 
 
 def test_a_launch_whose_validation_opened_a_session_takes_the_general_path(
