@@ -8,20 +8,11 @@ and a static file. Read the launch and page numbers against these.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 from common import (
+    app_server,
     cpu_seconds,
     database,
-    free_port,
     gunicorn_pids,
     request,
     run_load,
@@ -35,41 +26,6 @@ app = Flask(__name__)
 def hello():
     return "ok"
 """
-
-
-@contextmanager
-def hello_server() -> Iterator[tuple[str, list[int]]]:
-    """A Flask hello-world under gunicorn as the tool is served (2 workers × 4 threads)."""
-    from lti_tool.cli import gunicorn_tmp_dir_args
-
-    port = free_port()
-    with tempfile.TemporaryDirectory() as folder:
-        Path(folder, "bench_hello.py").write_text(HELLO)
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class"),
-                *("gthread", "--threads", "4", "--bind", f"127.0.0.1:{port}"),
-                *gunicorn_tmp_dir_args(),
-                *("--chdir", folder, "--log-level", "warning", "bench_hello:app"),
-            ],
-            start_new_session=True,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    if request("GET", base + "/")[0] == 200:
-                        break
-                except OSError:
-                    time.sleep(0.2)
-            pids = subprocess.run(
-                ["pgrep", "-f", "bench_hello:app"], capture_output=True, text=True
-            ).stdout.split()
-            yield base, [int(pid) for pid in pids]
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=20)
 
 
 def measure(label: str, url: str, pids: list[int], seconds: float, processes: int) -> None:
@@ -94,7 +50,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--processes", type=int, default=4)
     args = parser.parse_args()
-    with hello_server() as (base, pids):
+    with app_server(HELLO) as (base, pids):
         measure("flask hello-world", base + "/", pids, args.seconds, args.processes)
     with database("sqlite") as url, tool_server(url) as base:
         pids = gunicorn_pids()

@@ -329,6 +329,68 @@ def request(
     raise AssertionError("unreachable")
 
 
+@contextmanager
+def app_server(
+    source: str, files: dict[str, bytes] | None = None
+) -> Iterator[tuple[str, list[int]]]:
+    """Another Flask app (`source`, a module defining `app`, beside `files`) under gunicorn as
+    the tool is served (2 workers × 4 threads): its base URL and process ids."""
+    from lti_tool.cli import gunicorn_tmp_dir_args
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    module = f"bench_app_{port}"
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, f"{module}.py").write_text(source)
+        for name, data in (files or {}).items():
+            Path(folder, name).write_bytes(data)
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class"),
+                *("gthread", "--threads", "4", "--bind", f"127.0.0.1:{port}"),
+                *gunicorn_tmp_dir_args(),
+                *("--chdir", folder, "--log-level", "warning", f"{module}:app"),
+            ],
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    request("GET", base + "/")  # any answer: it listens
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            pids = subprocess.run(
+                ["pgrep", "-f", f"{module}:app"], capture_output=True, text=True
+            ).stdout.split()
+            yield base, [int(pid) for pid in pids]
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=20)
+
+
+def login(
+    platform: Platform, login_url: str, sub: str, target: str
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The LMS's login initiation: the query of the tool's 302 to the platform, and its headers."""
+    status, headers, _ = request(
+        "POST",
+        login_url,
+        {
+            "iss": platform.issuer,
+            "login_hint": sub,
+            "target_link_uri": target,
+            "client_id": platform.client_id,
+            "lti_deployment_id": platform.deployment_id,
+            "lti_message_hint": "bench",
+        },
+    )
+    if status != 302:
+        raise RuntimeError(f"login answered {status}")
+    return parse_qs(urlsplit(headers["location"]).query), headers
+
+
 def launch(
     platform: Platform,
     base: str,
@@ -338,21 +400,7 @@ def launch(
     custom: dict[str, str] | None = None,
 ) -> tuple[str, bytes]:
     """One complete launch: login (302), launch (303), first page (200). Returns its URL, body."""
-    status, headers, _ = request(
-        "POST",
-        base + "/lti/login",
-        {
-            "iss": platform.issuer,
-            "login_hint": sub,
-            "target_link_uri": base + "/lti/launch",
-            "client_id": platform.client_id,
-            "lti_deployment_id": platform.deployment_id,
-            "lti_message_hint": "bench",
-        },
-    )
-    if status != 302:
-        raise RuntimeError(f"login answered {status}")
-    query = parse_qs(urlsplit(headers["location"]).query)
+    query, _ = login(platform, base + "/lti/login", sub, base + "/lti/launch")
     token = platform.id_token(
         sub, query["nonce"][0], role, base + "/lti/launch", link=link, custom=custom
     )

@@ -21,22 +21,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 from common import (
     Platform,
     ProcessCpu,
+    app_server,
     cpu_split,
-    free_port,
+    login,
     machine_cpu_seconds,
     request,
     run_load,
@@ -93,87 +84,41 @@ def launch():
 """
 
 
-@contextmanager
-def reference_server(platform: Platform, workers: int) -> Iterator[tuple[str, list[int]]]:
-    from lti_tool.cli import gunicorn_tmp_dir_args
-
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as folder:
-        Path(folder, "bench_reference.py").write_text(APP)
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        Path(folder, "private.key").write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        Path(folder, "public.key").write_bytes(
-            key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        )
-        config = {
-            platform.issuer: [
-                {
-                    "default": True,
-                    "client_id": platform.client_id,
-                    "auth_login_url": platform.issuer + "/auth",
-                    "auth_token_url": platform.issuer + "/token",
-                    "auth_audience": None,
-                    "key_set_url": platform.issuer + "/jwks",
-                    "key_set": None,
-                    "private_key_file": "private.key",
-                    "public_key_file": "public.key",
-                    "deployment_ids": [platform.deployment_id],
-                }
-            ]
-        }
-        Path(folder, "config.json").write_text(json.dumps(config))
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class"),
-                *("gthread", "--threads", "4", "--bind", f"127.0.0.1:{port}"),
-                *gunicorn_tmp_dir_args(),
-                *("--chdir", folder, "--log-level", "warning", "bench_reference:app"),
-            ],
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    request("GET", base + "/")  # 404 once it listens
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            pids = subprocess.run(
-                ["pgrep", "-f", "bench_reference:app"], capture_output=True, text=True
-            ).stdout.split()
-            yield base, [int(pid) for pid in pids]
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=20)
+def reference_files(platform: Platform) -> dict[str, bytes]:
+    """The example's tool configuration (JSON) and key pair, registering the bench platform."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    config = {
+        platform.issuer: [
+            {
+                "default": True,
+                "client_id": platform.client_id,
+                "auth_login_url": platform.issuer + "/auth",
+                "auth_token_url": platform.issuer + "/token",
+                "auth_audience": None,
+                "key_set_url": platform.issuer + "/jwks",
+                "key_set": None,
+                "private_key_file": "private.key",
+                "public_key_file": "public.key",
+                "deployment_ids": [platform.deployment_id],
+            }
+        ]
+    }
+    return {
+        "config.json": json.dumps(config).encode(),
+        "private.key": key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        "public.key": key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+    }
 
 
 def reference_launch(platform: Platform, base: str, sub: str) -> None:
     """Login (302, with its state cookie), then the launch POST answering with the page."""
-    status, headers, _ = request(
-        "POST",
-        base + "/login/",
-        {
-            "iss": platform.issuer,
-            "login_hint": sub,
-            "target_link_uri": base + "/launch/",
-            "client_id": platform.client_id,
-            "lti_deployment_id": platform.deployment_id,
-            "lti_message_hint": "bench",
-        },
-    )
-    if status != 302:
-        raise RuntimeError(f"login answered {status}")
-    query = parse_qs(urlsplit(headers["location"]).query)
+    query, headers = login(platform, base + "/login/", sub, base + "/launch/")
     cookie = headers["set-cookie"].split(";", 1)[0]
     token = platform.id_token(sub, query["nonce"][0], "Learner", base + "/launch/")
     status, _, body = request(
@@ -190,7 +135,7 @@ def bench(seconds: float, processes: int) -> None:
     platform = Platform()
     platform.serve()
     label = "pylti1p3 example"
-    with reference_server(platform, workers=2) as (base, pids):
+    with app_server(APP, reference_files(platform)) as (base, pids):
         for index in range(20):
             # (With 2 workers, a launch may land where its state is not.)
             with contextlib.suppress(RuntimeError):
