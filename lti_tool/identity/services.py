@@ -227,22 +227,27 @@ def _known_of(rows: Sequence[Sequence[Any]], launch: Launch) -> tuple[Any, _Chan
     return row, _Changes(course_values, _changed(row, "p_", _names(launch)), link_values)
 
 
-def _record_of(row: Any, launch: Launch) -> LaunchRecord:
-    roles = encode_roles(launch.roles)
+def _record_of(row: Any, launch: Launch, *, mark_due: bool = True) -> LaunchRecord:
     return LaunchRecord(
         member_id=row.member_id,
         course_id=row.course_id,
         person_id=row.person_id,
         person_locale=row.p_locale,
         resource_link_pk=row.link_pk if launch.resource_link_id is not None else None,
-        roles=decode_roles(roles),
-        mark_due=not (
-            row.m_roles == roles
-            and row.m_active
-            and row.m_source == MemberSource.LAUNCH
-            and row.m_last_launch_at is not None
-            and utcnow() - row.m_last_launch_at < LAUNCH_MARK_RESOLUTION
-        ),
+        roles=decode_roles(encode_roles(launch.roles)),
+        mark_due=mark_due,
+    )
+
+
+def _mark_due(row: Any, launch: Launch) -> bool:
+    """Whether a returning member's row must be written for this launch: not when it already
+    says the same roles, active, from a launch less than LAUNCH_MARK_RESOLUTION ago."""
+    return not (
+        row.m_roles == encode_roles(launch.roles)
+        and row.m_active
+        and row.m_source == MemberSource.LAUNCH
+        and row.m_last_launch_at is not None
+        and utcnow() - row.m_last_launch_at < LAUNCH_MARK_RESOLUTION
     )
 
 
@@ -267,7 +272,7 @@ def known_launch_of(rows: Sequence[Sequence[Any]], launch: Launch) -> LaunchReco
     known = _known_of(rows, launch)
     if known is None or known[1]:
         return None
-    return _record_of(known[0], launch)
+    return _record_of(known[0], launch, mark_due=_mark_due(known[0], launch))
 
 
 def record_known_launch(conn: Direct, record: LaunchRecord, launch: Launch) -> bool:
